@@ -1,0 +1,184 @@
+"""Change tracking: every commit names the model entities it touched, and caches follow.
+
+``TrackedSession`` hooks SQLAlchemy's flush: it derives the dependency keys of every new,
+changed or deleted object, writes them to the ``change_event`` log inside the same transaction,
+and after the commit hands them to this process's listeners at once. ``ChangeFeed`` reads the
+log to apply changes made by other processes (another node, a CLI import).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import timedelta, timezone
+from typing import Callable
+
+from sqlalchemy import delete, event, insert, inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from provisioning.cache import Dep
+from provisioning.model import ChangeEvent, Device, Key, Line, Number, Organization, User
+from provisioning.model.base import utcnow
+
+log = logging.getLogger("deskprov.changes")
+
+#: This process; its own change events are applied at commit time, not again from the log.
+NODE_ID = uuid.uuid4().hex
+
+Listener = Callable[[frozenset[Dep]], None]
+
+
+def _values(obj, attr: str) -> set:
+    """Current and, for a changed attribute, previous values (a MAC or number may be renamed)."""
+    state = inspect(obj)
+    history = state.attrs[attr].history
+    values = set(history.added) | set(history.deleted) | set(history.unchanged)
+    if not values:
+        values.add(getattr(obj, attr))
+    return {v for v in values if v is not None}
+
+
+def deps_of(obj) -> set[Dep]:
+    """The dependency keys a change to ``obj`` affects."""
+    if isinstance(obj, Organization):
+        return {("org", obj.id)}
+    if isinstance(obj, User):
+        return {("user", obj.id)}
+    if isinstance(obj, Number):
+        return {("number", v) for v in _values(obj, "e164")} | {("user", v) for v in _values(obj, "user_id")}
+    if isinstance(obj, Device):
+        return {("device", obj.id)} | {("mac", v) for v in _values(obj, "mac")}
+    if isinstance(obj, Line):
+        return {("device", v) for v in _values(obj, "device_id")} | {("user", v) for v in _values(obj, "user_id")}
+    if isinstance(obj, Key):
+        return {("device", v) for v in _values(obj, "device_id")}
+    return set()
+
+
+class TrackedSession(Session):
+    """The sync session behind every AsyncSession deskprov opens."""
+
+
+@event.listens_for(TrackedSession, "after_flush")
+def _collect(session: Session, _flush_context) -> None:
+    deps: set[Dep] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if obj in session.dirty and not session.is_modified(obj, include_collections=False):
+            continue
+        deps |= deps_of(obj)
+    if not deps:
+        return
+    session.info.setdefault("changed", set()).update(deps)
+    session.connection().execute(
+        insert(ChangeEvent).values(node=NODE_ID, deps=json.dumps(sorted(deps, key=repr)), created_at=utcnow())
+    )
+
+
+@event.listens_for(TrackedSession, "after_commit")
+def _announce(session: Session) -> None:
+    deps = frozenset(session.info.pop("changed", ()))
+    if deps:
+        for listener in session.info.get("listeners", ()):
+            listener(deps)
+
+
+@event.listens_for(TrackedSession, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop("changed", None)
+
+
+def tracked_sessionmaker(engine, listeners: list[Listener]) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose commits reach ``listeners`` (the list may be appended to later)."""
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TrackedSession,
+                              info={"listeners": listeners})
+
+
+def decode(deps_json: str) -> frozenset[Dep]:
+    return frozenset((kind, value) for kind, value in json.loads(deps_json))
+
+
+class ChangeFeed:
+    """Applies other processes' committed changes to this process's listeners.
+
+    Polls the log (cheap: an indexed range read) and re-reads a short overlap window, because
+    concurrent PostgreSQL transactions may commit out of id order.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], listeners: list[Listener],
+                 interval: float = 0.5, overlap: timedelta = timedelta(seconds=10),
+                 retention: timedelta = timedelta(hours=1)) -> None:
+        self._sessions = sessions
+        self._listeners = listeners
+        self.interval = interval
+        self._overlap = overlap
+        self._retention = retention
+        self._since = utcnow()
+        self._seen: dict[int, object] = {}
+        self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        self._since = utcnow() - self._overlap
+        self._task = asyncio.create_task(self._run(), name="change-feed")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def poll(self) -> int:
+        """Apply new foreign change events; returns how many were applied."""
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                select(ChangeEvent.id, ChangeEvent.node, ChangeEvent.deps, ChangeEvent.created_at)
+                .where(ChangeEvent.created_at >= self._since - self._overlap)
+                .order_by(ChangeEvent.id)
+            )).all()
+        applied = 0
+        for row in rows:
+            if row.id in self._seen:
+                continue
+            self._seen[row.id] = row.created_at
+            if row.node != NODE_ID:
+                deps = decode(row.deps)
+                for listener in self._listeners:
+                    listener(deps)
+                applied += 1
+        if rows:
+            self._since = max(self._since, max(_aware(r.created_at) for r in rows))
+        horizon = self._since - 2 * self._overlap
+        self._seen = {k: v for k, v in self._seen.items() if _aware(v) >= horizon}
+        return applied
+
+    async def prune(self) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(delete(ChangeEvent).where(ChangeEvent.created_at < utcnow() - self._retention))
+
+    async def _run(self) -> None:
+        rounds = 0
+        while True:
+            try:
+                await self.poll()
+                rounds += 1
+                if rounds % 1200 == 0:
+                    await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly away; the cache keeps serving
+                log.warning("change feed poll failed", exc_info=True)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+
+def _aware(value):
+    """SQLite returns naive datetimes even for timezone=True columns; they are UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -1,0 +1,154 @@
+"""The ``deskprov`` command: serve, import, export, db.
+
+Every command reads the same settings (``DESKPROV_*`` environment variables, flags override).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from provisioning.settings import Settings, SettingsError, load_settings
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, listeners: bool = False) -> None:
+    parser.add_argument("--db", help="SQLAlchemy URL (env DESKPROV_DB); default SQLite in the data dir")
+    parser.add_argument("--data-dir", help="where the SQLite database and uploads live (env DESKPROV_DATA_DIR)")
+    if listeners:
+        parser.add_argument("--host", help="address to listen on (env DESKPROV_HOST)")
+        parser.add_argument("--http-port", type=int, help="phone-facing HTTP port (env DESKPROV_HTTP_PORT)")
+        parser.add_argument("--api-port", type=int, help="admin API and web UI port (env DESKPROV_API_PORT)")
+        parser.add_argument("--tftp-port", type=int, help="TFTP port (env DESKPROV_TFTP_PORT)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    names = ("db", "data_dir", "host", "http_port", "api_port", "tftp_port")
+    return load_settings({n: getattr(args, n, None) for n in names})
+
+
+def _admin_app_factory():
+    """The admin side lives in ``api`` (which depends on the core, not the other way round)."""
+    return importlib.import_module("api.app").make_admin_app
+
+
+async def _serve(settings: Settings) -> int:
+    from provisioning.server import Server, run_until_signalled
+
+    await run_until_signalled(Server(settings, admin_app=_admin_app_factory()))
+    return 0
+
+
+async def _with_session(settings: Settings, work):
+    from provisioning.changes import tracked_sessionmaker
+    from provisioning.db import make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with tracked_sessionmaker(engine, [])() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+async def _import(settings: Settings, path: str) -> int:
+    from provisioning.orgfile import OrgFileError, import_text
+
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        print(f"deskprov import: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        report = await _with_session(settings, lambda s: import_text(s, data, source=path))
+    except OrgFileError as exc:
+        print(exc.format(), file=sys.stderr)
+        print("deskprov import: nothing was changed", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
+async def _export(settings: Settings, organization: str | None, with_secrets: bool) -> int:
+    from sqlalchemy import select
+
+    from provisioning.model import Organization
+    from provisioning.orgfile import export
+
+    async def work(session):
+        names = [organization] if organization else \
+            (await session.execute(select(Organization.name).order_by(Organization.name))).scalars().all()
+        return [await export(session, name, with_secrets) for name in names]
+
+    try:
+        documents = await _with_session(settings, work)
+    except LookupError as exc:
+        print(f"deskprov export: {exc.args[0]}", file=sys.stderr)
+        return 1
+    sys.stdout.write("---\n".join(documents))
+    return 0
+
+
+async def _db(settings: Settings, action: str) -> int:
+    from provisioning.db import make_engine, revision, upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        if action == "upgrade":
+            await upgrade(engine)
+        current, head = await revision(engine)
+        print(f"database {settings.database_url}: revision {current or 'none'} (newest {head})")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deskprov", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (env DESKPROV_LOG_LEVEL)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the phone-facing HTTP/TFTP listeners and the admin API")
+    _add_settings_flags(serve, listeners=True)
+
+    imp = sub.add_parser("import", help="create or update an organisation from a YAML file ('-' for stdin)")
+    imp.add_argument("file")
+    _add_settings_flags(imp)
+
+    exp = sub.add_parser("export", help="write organisations as YAML (the import format) to stdout")
+    exp.add_argument("--organization", "-o", help="only this organisation (default: all)")
+    exp.add_argument("--secrets", action="store_true", help="include SIP credentials (handle with care)")
+    _add_settings_flags(exp)
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade", "current"])
+    _add_settings_flags(db)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"deskprov: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=(args.log_level or settings.log_level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "serve":
+        return asyncio.run(_serve(settings))
+    if args.command == "import":
+        return asyncio.run(_import(settings, args.file))
+    if args.command == "export":
+        return asyncio.run(_export(settings, args.organization, args.secrets))
+    return asyncio.run(_db(settings, args.action))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

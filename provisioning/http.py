@@ -1,0 +1,46 @@
+"""The phone-facing HTTP listener: GET/HEAD of config files, conditional on the ETag."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from provisioning.serving import Provisioner
+
+PROVISIONER = web.AppKey("provisioner", Provisioner)
+
+#: Phones never send large headers; refuse anything bigger early (aiohttp answers 400/431).
+MAX_LINE = 4096
+MAX_FIELD = 4096
+
+
+async def _serve(request: web.Request) -> web.StreamResponse:
+    provisioner = request.app[PROVISIONER]
+    outcome = await provisioner.fetch(
+        request.path, user_agent=request.headers.get("User-Agent"),
+        client_ip=request.remote or "", transport="http",
+    )
+    if outcome.static_path is not None:
+        return web.FileResponse(outcome.static_path, headers={"Cache-Control": "public, max-age=3600"})
+    if outcome.file is None:
+        return web.Response(status=404, text="Not Found\n")
+    rendered = outcome.file
+    headers = {"ETag": rendered.etag, "Cache-Control": "private, no-store" if outcome.mac else "no-cache"}
+    if rendered.etag in _etags(request.headers.get("If-None-Match", "")):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=rendered.body, headers={**headers, "Content-Type": rendered.content_type})
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+async def _not_allowed(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
+
+
+def make_phone_app(provisioner: Provisioner) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[PROVISIONER] = provisioner
+    app.router.add_get("/{path:.*}", _serve)  # HEAD too
+    app.router.add_route("*", "/{path:.*}", _not_allowed)
+    return app

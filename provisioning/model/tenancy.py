@@ -1,0 +1,37 @@
+"""Organisations (tenants): the customer companies of the hosted PBX."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from provisioning.model.base import Base, Timestamped
+
+if TYPE_CHECKING:
+    from provisioning.model.devices import Device
+    from provisioning.model.numbers import Number
+    from provisioning.model.users import User
+
+
+class Organization(Timestamped, Base):
+    __tablename__ = "organization"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: The SIP domain phones register to (registrar and, unless set, outbound proxy).
+    sip_domain: Mapped[str] = mapped_column(String(253))
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Stockholm")
+    language: Mapped[str] = mapped_column(String(8), default="sv")
+    outbound_proxy: Mapped[str | None] = mapped_column(String(253), default=None)
+    sip_port: Mapped[int] = mapped_column(default=5060)
+    #: udp | tcp | tls
+    sip_transport: Mapped[str] = mapped_column(String(8), default="udp")
+    voicemail_number: Mapped[str] = mapped_column(String(32), default="*97")
+    #: Prefix dialled by a BLF key to pick up the watched colleague's ringing call.
+    pickup_code: Mapped[str] = mapped_column(String(16), default="*8")
+
+    users: Mapped[list["User"]] = relationship(back_populates="organization", lazy="raise")
+    numbers: Mapped[list["Number"]] = relationship(back_populates="organization", lazy="raise")
+    devices: Mapped[list["Device"]] = relationship(back_populates="organization", lazy="raise")

@@ -1,0 +1,528 @@
+"""The organisation file: one organisation described in YAML, imported and exported by the CLI.
+
+Import is all-or-nothing and idempotent: the whole file is parsed and checked first (every error
+names its line), then applied in one transaction that changes only what differs, so importing
+the same file twice changes nothing and touches no phone's cached config.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from provisioning.mac import MacError, normalize_mac
+from provisioning.model import NUMBER_TARGET_KEYS, Device, Key, KeyType, Line, Number, NumberRole, Organization, User
+from provisioning.numbers import NumberError, to_e164
+from provisioning.render import primary_number
+from provisioning.vendors import BY_NAME, PLUGINS
+from provisioning.vendors.base import PhoneModel, VendorPlugin
+
+MAX_FILE_BYTES = 10 * 1024 * 1024
+_EXTENSION = re.compile(r"^[0-9]{2,8}$")
+_DIALABLE = re.compile(r"^[0-9*#+]{1,32}$")
+
+
+class OrgFileError(ValueError):
+    """The file cannot be imported; ``problems`` are (line or None, message) pairs."""
+
+    def __init__(self, problems: list[tuple[int | None, str]], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        where = self.source or "<input>"
+        return "\n".join(f"{where}:{line}: {msg}" if line else f"{where}: {msg}" for line, msg in self.problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema (pydantic): what may be written, with the field-level checks.
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _e164(value: str) -> str:
+    try:
+        return to_e164(value)
+    except NumberError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class OrganizationSpec(_Spec):
+    name: str = Field(min_length=1, max_length=200)
+    sip_domain: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")
+    main_number: str | None = None
+    timezone: str = "Europe/Stockholm"
+    language: str = Field("sv", pattern=r"^[a-z]{2}$")
+    outbound_proxy: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+    sip_port: int = Field(5060, ge=1, le=65535)
+    sip_transport: Literal["udp", "tcp", "tls"] = "udp"
+    voicemail_number: str = Field("*97", pattern=_DIALABLE.pattern)
+    pickup_code: str = Field("*8", pattern=_DIALABLE.pattern)
+
+    _number = field_validator("main_number")(lambda v: _e164(v) if v else v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Stockholm)") from None
+        return value
+
+
+class UserSpec(_Spec):
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    number: str
+    extension: str | None = Field(None, pattern=_EXTENSION.pattern)
+
+    _number = field_validator("number")(_e164)
+
+
+class KeySpec(_Spec):
+    slot: int = Field(ge=1, le=999)
+    module: int = Field(0, ge=0, le=16)
+    type: KeyType
+    target: str | None = None
+    number: str | None = None
+    label: str | None = Field(None, max_length=64)
+    line: int = Field(1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _target(self) -> "KeySpec":
+        if self.target and self.number:
+            raise ValueError("give either target or number, not both")
+        self.target = self.target or self.number
+        self.number = None
+        if self.type in NUMBER_TARGET_KEYS and not self.target:
+            raise ValueError(f"a {self.type.value} key needs a target number")
+        if self.type in (KeyType.park, KeyType.dtmf) and not (self.target and _DIALABLE.match(self.target)):
+            raise ValueError(f"a {self.type.value} key needs target digits")
+        return self
+
+
+class CredentialsSpec(_Spec):
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    password: str = Field(min_length=8, max_length=128)
+
+
+class PhoneSpec(_Spec):
+    mac: str
+    model: str | None = None
+    user: str | None = None
+    sip: CredentialsSpec | None = None
+    keys: list[KeySpec] = []
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, value: str) -> str:
+        try:
+            return normalize_mac(value)
+        except MacError as exc:
+            raise ValueError(str(exc)) from None
+
+    _user = field_validator("user")(lambda v: _e164(v) if v else v)
+
+
+class OrgFileSpec(_Spec):
+    organization: OrganizationSpec
+    users: list[UserSpec] = []
+    phones: list[PhoneSpec] = []
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+def _positions(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map every path in the document (keys and list indices) to its 1-based line."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = path + (str(key.value),)
+            out[child] = key.start_mark.line + 1
+            _positions(value, child, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _positions(item, path + (index,), out)
+    return out
+
+
+def _line(positions: dict[tuple, int], loc: tuple) -> int | None:
+    loc = tuple(loc)
+    while loc:
+        if loc in positions:
+            return positions[loc]
+        loc = loc[:-1]
+    return positions.get(())
+
+
+@dataclass
+class ParsedOrgFile:
+    spec: OrgFileSpec
+    positions: dict[tuple, int]
+    models: dict[str, tuple[VendorPlugin, PhoneModel | None, str]] = field(default_factory=dict)
+
+
+def parse(text: str | bytes, source: str = "") -> ParsedOrgFile:
+    """Parse and check the file's own content (not yet against the database)."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_FILE_BYTES:
+            raise OrgFileError([(None, f"file larger than {MAX_FILE_BYTES} bytes")], source)
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise OrgFileError([(None, f"not UTF-8 text: {exc}")], source) from None
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(filter(None, [exc.context, exc.problem]))
+        raise OrgFileError([(mark.line + 1 if mark else None, f"YAML syntax error: {message}")], source) from None
+    except yaml.YAMLError as exc:
+        raise OrgFileError([(None, f"YAML error: {exc}")], source) from None
+    if not isinstance(data, dict):
+        raise OrgFileError([(1, "expected a mapping with an 'organization' section")], source)
+    positions = _positions(node)
+    try:
+        spec = OrgFileSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"])
+            field_name = ".".join(str(p) for p in loc) or "file"
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown field"
+            problems.append((_line(positions, loc), f"{field_name}: {message}"))
+        raise OrgFileError(problems, source) from None
+    parsed = ParsedOrgFile(spec, positions)
+    _check(parsed, source)
+    return parsed
+
+
+def resolve_model(text: str) -> tuple[VendorPlugin, PhoneModel | None, str]:
+    """``"Yealink T46S"`` or ``"T46S"`` -> (plugin, catalogue entry or None, model name)."""
+    words = text.split(None, 1)
+    plugin = next((p for p in PLUGINS if words[0].lower() in (p.name, p.display_name.lower())), None)
+    if plugin is not None:
+        name = words[1] if len(words) > 1 else ""
+        return plugin, plugin.find_model(name), name
+    for plugin in PLUGINS:
+        model = plugin.find_model(text)
+        if model is not None:
+            return plugin, model, model.name
+    raise ValueError(f"unknown phone model {text!r} (write it as 'Vendor Model', e.g. 'Yealink T46S'; "
+                     f"known vendors: {', '.join(p.display_name for p in PLUGINS)})")
+
+
+def _check(parsed: ParsedOrgFile, source: str) -> None:
+    """Cross-references inside the file: duplicates, unknown users, keys the model cannot have."""
+    spec, pos = parsed.spec, parsed.positions
+    problems: list[tuple[int | None, str]] = []
+    numbers: dict[str, tuple] = {}
+    if spec.organization.main_number:
+        numbers[spec.organization.main_number] = ("organization", "main_number")
+    extensions: dict[str, int] = {}
+    for i, user in enumerate(spec.users):
+        if user.number in numbers:
+            problems.append((_line(pos, ("users", i, "number")), f"number {user.number} is used twice"))
+        numbers[user.number] = ("users", i)
+        if user.extension:
+            if user.extension in extensions:
+                problems.append((_line(pos, ("users", i, "extension")), f"extension {user.extension} is used twice"))
+            extensions[user.extension] = i
+    users = {u.number for u in spec.users}
+    macs: set[str] = set()
+    for i, phone in enumerate(spec.phones):
+        if phone.mac in macs:
+            problems.append((_line(pos, ("phones", i, "mac")), f"MAC {phone.mac} is listed twice"))
+        macs.add(phone.mac)
+        if phone.user and phone.user not in users:
+            problems.append((_line(pos, ("phones", i, "user")), f"no user with number {phone.user} in this file"))
+        if phone.model:
+            try:
+                parsed.models[phone.mac] = resolve_model(phone.model)
+            except ValueError as exc:
+                problems.append((_line(pos, ("phones", i, "model")), str(exc)))
+        slots = set()
+        for k, key in enumerate(phone.keys):
+            where = ("phones", i, "keys", k)
+            if (key.module, key.slot) in slots:
+                problems.append((_line(pos, where), f"key {key.slot} is programmed twice"))
+            slots.add((key.module, key.slot))
+            if key.type in NUMBER_TARGET_KEYS:
+                try:
+                    key.target = _key_target(key.target, spec.users)
+                except ValueError as exc:
+                    problems.append((_line(pos, where), str(exc)))
+        if phone.mac in parsed.models and phone.keys:
+            plugin, model, _ = parsed.models[phone.mac]
+            check_model = model or plugin.generic_model()
+            for k, key in enumerate(phone.keys):
+                for problem in plugin.validate_keys(check_model, [(key.module, key.slot, key.type.value)]):
+                    problems.append((_line(pos, ("phones", i, "keys", k)), problem))
+    if problems:
+        raise OrgFileError(problems, source)
+
+
+def _key_target(target: str, users: list[UserSpec]) -> str:
+    """A BLF/speed-dial target as stored: a colleague's extension becomes their number."""
+    for user in users:
+        if target == user.extension:
+            return user.number
+    try:
+        return to_e164(target)
+    except NumberError:
+        if _DIALABLE.match(target):
+            return target  # service codes and short numbers (e.g. 112) as typed
+        raise ValueError(f"key target {target!r} is neither a number nor a colleague's extension") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Applying
+
+
+@dataclass
+class ImportReport:
+    organization: str
+    created: dict[str, int] = field(default_factory=lambda: {"users": 0, "numbers": 0, "phones": 0, "keys": 0})
+    updated: dict[str, int] = field(default_factory=lambda: {"users": 0, "phones": 0, "keys": 0})
+    deleted: dict[str, int] = field(default_factory=lambda: {"keys": 0})
+
+    def summary(self) -> str:
+        def fmt(d):
+            return ", ".join(f"{v} {k}" for k, v in d.items() if v) or "nothing"
+        return (f"{self.organization}: created {fmt(self.created)}; updated {fmt(self.updated)}; "
+                f"deleted {fmt(self.deleted)}")
+
+
+def _count(bucket: dict | None, kind: str) -> None:
+    if bucket is not None:
+        bucket[kind] = bucket.get(kind, 0) + 1
+
+
+def _assign(obj, bucket: dict | None, kind: str, **values) -> bool:
+    """Set only the attributes that differ, so an unchanged import writes nothing."""
+    changed = False
+    for name, value in values.items():
+        if getattr(obj, name) != value:
+            setattr(obj, name, value)
+            changed = True
+    if changed:
+        _count(bucket, kind)
+    return changed
+
+
+def new_credentials() -> tuple[str, str]:
+    """A strong random SIP digest identity: nothing about it is guessable from the user."""
+    return "dp" + secrets.token_hex(6), secrets.token_urlsafe(18)
+
+
+async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") -> ImportReport:
+    """Apply a parsed file inside the caller's transaction; raises OrgFileError on conflicts."""
+    spec, pos = parsed.spec, parsed.positions
+    o = spec.organization
+    report = ImportReport(o.name)
+    problems: list[tuple[int | None, str]] = []
+
+    org = (await session.execute(select(Organization).where(Organization.name == o.name))).scalar_one_or_none()
+    if org is None:
+        org = Organization(name=o.name)
+        session.add(org)
+    _assign(org, None, "organization", sip_domain=o.sip_domain, timezone=o.timezone, language=o.language,
+            outbound_proxy=o.outbound_proxy, sip_port=o.sip_port, sip_transport=o.sip_transport,
+            voicemail_number=o.voicemail_number, pickup_code=o.pickup_code)
+    await session.flush()
+
+    wanted_numbers = ([o.main_number] if o.main_number else []) + [u.number for u in spec.users]
+    existing_numbers = {
+        n.e164: n for n in (await session.execute(select(Number).where(Number.e164.in_(wanted_numbers)))).scalars()
+    }
+    for e164, number in existing_numbers.items():
+        if number.organization_id != org.id:
+            loc = ("organization", "main_number") if e164 == o.main_number else \
+                ("users", next(i for i, u in enumerate(spec.users) if u.number == e164), "number")
+            problems.append((_line(pos, loc), f"number {e164} belongs to another organisation"))
+
+    if o.main_number and not problems:
+        main = existing_numbers.get(o.main_number)
+        if main is None:
+            session.add(Number(e164=o.main_number, organization_id=org.id, role=NumberRole.main))
+            report.created["numbers"] += 1
+        else:
+            _assign(main, None, "numbers", role=NumberRole.main, user_id=None)
+
+    users_by_number: dict[str, User] = {}
+    for u in spec.users:
+        if problems:
+            break
+        number = existing_numbers.get(u.number)
+        user = None
+        if number is not None and number.user_id is not None:
+            user = await session.get(User, number.user_id)
+        if user is None:
+            user = User(organization_id=org.id, name=u.name, email=u.email, extension=u.extension)
+            session.add(user)
+            report.created["users"] += 1
+            await session.flush()
+        else:
+            _assign(user, report.updated, "users", name=u.name, email=u.email, extension=u.extension)
+        if number is None:
+            session.add(Number(e164=u.number, organization_id=org.id, role=NumberRole.primary, user_id=user.id))
+            report.created["numbers"] += 1
+        else:
+            _assign(number, None, "numbers", role=NumberRole.primary, user_id=user.id)
+        users_by_number[u.number] = user
+    await session.flush()
+
+    for i, p in enumerate(spec.phones):
+        if problems:
+            break
+        device = (await session.execute(
+            select(Device).where(Device.mac == p.mac).options(selectinload(Device.lines), selectinload(Device.keys))
+        )).scalar_one_or_none()
+        if device is not None and device.organization_id not in (None, org.id):
+            problems.append((_line(pos, ("phones", i, "mac")), f"phone {p.mac} belongs to another organisation"))
+            continue
+        if device is None:
+            device = Device(mac=p.mac, organization_id=org.id, lines=[], keys=[])
+            session.add(device)
+            report.created["phones"] += 1
+        else:
+            _assign(device, report.updated, "phones", organization_id=org.id)
+        if p.mac in parsed.models:
+            plugin, model, name = parsed.models[p.mac]
+            _assign(device, report.updated, "phones", vendor=plugin.name, model=model.name if model else name)
+        await _sync_line(device, users_by_number.get(p.user) if p.user else None, p.sip, report)
+        _sync_keys(device, p.keys, report)
+        await session.flush()
+
+    if problems:
+        raise OrgFileError(problems, source)
+    return report
+
+
+async def _sync_line(device: Device, user: User | None, sip: CredentialsSpec | None,
+                     report: ImportReport) -> None:
+    """Line 1 of a desk phone is its owner's account; no owner, no line (and no secrets served)."""
+    line = next((line for line in device.lines if line.index == 1), None)
+    bucket = report.updated if device.id is not None else None
+    if user is None:
+        if line is not None:
+            device.lines.remove(line)
+            _count(bucket, "phones")
+        return
+    if line is None:
+        username, password = (sip.username, sip.password) if sip else new_credentials()
+        device.lines.append(Line(index=1, user_id=user.id, auth_username=username, password=password))
+        _count(bucket, "phones")
+        return
+    if line.user_id != user.id and sip is None:
+        # A new owner never inherits the previous owner's SIP secret.
+        line.auth_username, line.password = new_credentials()
+    _assign(line, report.updated, "phones", user_id=user.id)
+    if sip is not None:
+        _assign(line, report.updated, "phones", auth_username=sip.username, password=sip.password)
+
+
+def _sync_keys(device: Device, keys: list[KeySpec], report: ImportReport) -> None:
+    current = {(k.module, k.slot): k for k in device.keys}
+    wanted = {(k.module, k.slot): k for k in keys}
+    for where, key in current.items():
+        if where not in wanted:
+            device.keys.remove(key)
+            report.deleted["keys"] += 1
+    for where, spec in wanted.items():
+        values = dict(type=spec.type, target=spec.target, label=spec.label, line_index=spec.line)
+        key = current.get(where)
+        if key is None:
+            device.keys.append(Key(module=spec.module, slot=spec.slot, **values))
+            report.created["keys"] += 1
+        else:
+            _assign(key, report.updated, "keys", **values)
+
+
+async def import_text(session: AsyncSession, text: str | bytes, source: str = "") -> ImportReport:
+    """Parse, check and apply in one transaction: all of it or nothing."""
+    parsed = parse(text, source)
+    try:
+        report = await apply(session, parsed, source)
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Exporting
+
+
+async def export(session: AsyncSession, organization: str, with_secrets: bool = False) -> str:
+    org = (await session.execute(
+        select(Organization).where(Organization.name == organization)
+        .options(selectinload(Organization.numbers))
+    )).scalar_one_or_none()
+    if org is None:
+        raise LookupError(f"no organisation named {organization!r}")
+    users = (await session.execute(
+        select(User).where(User.organization_id == org.id).options(selectinload(User.numbers)).order_by(User.id)
+    )).scalars().all()
+    devices = (await session.execute(
+        select(Device).where(Device.organization_id == org.id)
+        .options(selectinload(Device.lines).selectinload(Line.user).selectinload(User.numbers),
+                 selectinload(Device.keys))
+        .order_by(Device.mac)
+    )).scalars().all()
+    main = next((n.e164 for n in org.numbers if n.role == NumberRole.main), None)
+    doc: dict[str, Any] = {"organization": _drop_none({
+        "name": org.name, "sip_domain": org.sip_domain, "main_number": main, "timezone": org.timezone,
+        "language": org.language, "outbound_proxy": org.outbound_proxy, "sip_port": org.sip_port,
+        "sip_transport": org.sip_transport, "voicemail_number": org.voicemail_number,
+        "pickup_code": org.pickup_code,
+    })}
+    doc["users"] = [_drop_none({"name": u.name, "email": u.email, "number": primary_number(u),
+                                "extension": u.extension}) for u in users if primary_number(u)]
+    phones = []
+    for d in devices:
+        line = next((line for line in d.lines if line.index == 1), None)
+        vendor = BY_NAME.get(d.vendor or "")
+        phone = _drop_none({
+            "mac": ":".join(d.mac[i:i + 2] for i in range(0, 12, 2)).upper(),
+            "model": f"{vendor.display_name} {d.model}" if vendor and d.model else None,
+            "user": primary_number(line.user) if line else None,
+        })
+        if line and with_secrets:
+            phone["sip"] = {"username": line.auth_username, "password": line.password}
+        if d.keys:
+            phone["keys"] = [_drop_none({
+                "slot": k.slot, "module": k.module or None, "type": k.type.value, "target": k.target,
+                "label": k.label, "line": k.line_index if k.line_index != 1 else None,
+            }) for k in d.keys]
+        phones.append(phone)
+    doc["phones"] = phones
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def _drop_none(values: dict) -> dict:
+    return {k: v for k, v in values.items() if v is not None}

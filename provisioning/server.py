@@ -1,0 +1,117 @@
+"""The running server: database, caches, the phone-facing HTTP and TFTP listeners, the admin side.
+
+``Server`` is what ``deskprov serve`` runs and what the end-to-end tests start on ephemeral
+ports. The admin application is passed in as a factory so that the core never imports ``api``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from provisioning.cache import ConfigCache
+from provisioning.changes import ChangeFeed, Listener, tracked_sessionmaker
+from provisioning.db import make_engine, upgrade
+from provisioning.http import MAX_FIELD, MAX_LINE, make_phone_app
+from provisioning.serving import Provisioner
+from provisioning.settings import Settings
+from provisioning.templating import PhoneTemplates
+from provisioning.tftp import TftpService
+
+log = logging.getLogger("deskprov.server")
+
+AdminAppFactory = Callable[["Server"], web.Application]
+
+
+class Server:
+    def __init__(self, settings: Settings, admin_app: AdminAppFactory | None = None) -> None:
+        self.settings = settings
+        self._admin_app = admin_app
+        self.cache = ConfigCache()
+        self.listeners: list[Listener] = [self.cache.invalidate]
+        self.engine = make_engine(settings.database_url)
+        self.sessions = tracked_sessionmaker(self.engine, self.listeners)
+        self.templates = PhoneTemplates(settings.templates_dir)
+        self.provisioner = Provisioner(settings, self.sessions, self.cache, self.templates)
+        self.feed = ChangeFeed(self.sessions, self.listeners)
+        self._runners: list[web.AppRunner] = []
+        self.tftp: TftpService | None = None
+        self.http_port = 0
+        self.api_port = 0
+        self.tftp_port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        await upgrade(self.engine)
+        await self.feed.start()
+        self.http_port = await self._listen(make_phone_app(self.provisioner), s.http_port)
+        log.info("phone HTTP listening on http://%s:%d/", s.host, self.http_port)
+        if self._admin_app is not None:
+            self.api_port = await self._listen(self._admin_app(self), s.api_port)
+            log.info("admin API listening on http://%s:%d/api/v1/", s.host, self.api_port)
+        self.tftp = TftpService(s.host, s.tftp_port, self._tftp_resolve)
+        await self.tftp.start()
+        self.tftp_port = self.tftp.port
+        log.info("phone TFTP listening on %s:%d", s.host, self.tftp_port)
+
+    async def _listen(self, app: web.Application, port: int) -> int:
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                               max_line_size=MAX_LINE, max_field_size=MAX_FIELD)
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.host, port)
+        await site.start()
+        self._runners.append(runner)
+        return runner.addresses[0][1]
+
+    def _tftp_resolve(self, filename: str, client_ip: str) -> bytes | None:
+        """Called on the TFTP thread: the same lookup as HTTP, run on the event loop."""
+        future = asyncio.run_coroutine_threadsafe(self._tftp_fetch(filename, client_ip), self._loop)
+        return future.result(timeout=10)
+
+    async def _tftp_fetch(self, filename: str, client_ip: str) -> bytes | None:
+        outcome = await self.provisioner.fetch(filename, user_agent=None, client_ip=client_ip, transport="tftp")
+        if outcome.file is not None:
+            return outcome.file.body
+        if outcome.static_path is not None:
+            return await asyncio.to_thread(outcome.static_path.read_bytes)
+        return None
+
+    async def stop(self) -> None:
+        if self.tftp is not None:
+            await self.tftp.stop()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        await self.feed.stop()
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> "Server":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+
+async def run_until_signalled(server: Server, ready: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop cleanly."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    if ready is not None:
+        await ready()
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await server.stop()

@@ -1,0 +1,200 @@
+"""What a device gets when it asks for a file: identify, authorise, then serve cached bytes.
+
+Shared by the HTTP and TFTP listeners, so both serve exactly the same bytes. Every refusal is
+the same answer as a missing file (404 / TFTP "file not found") and is logged with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from provisioning.cache import ConfigCache, RenderedFile, Refusal
+from provisioning.render import build_device_context, common_context, load_device
+from provisioning.settings import Settings
+from provisioning.templating import PhoneTemplates
+from provisioning.vendors import BY_NAME, PLUGINS, vendor_for_mac
+from provisioning.vendors.base import FileKind, FileRequest, UserAgentInfo, VendorPlugin
+
+log = logging.getLogger("deskprov.serve")
+
+MAX_PATH = 255
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._+@-]+$")
+#: How long a per-model common file request from an address tells us the model of the
+#: device behind that address (TFTP has no User-Agent; the model comes from the file name).
+HINT_SECONDS = 120.0
+
+
+class BadPath(ValueError):
+    """A requested path that no device would ask for (traversal, control bytes, too long)."""
+
+
+def clean_path(raw: str) -> str:
+    """The request path relative to the server root, or BadPath."""
+    if len(raw.encode("utf-8", "surrogateescape")) > MAX_PATH:
+        raise BadPath("path too long")
+    path = raw.lstrip("/")
+    segments = path.split("/")
+    if not path or any(not _SAFE_SEGMENT.match(s) or s in (".", "..") for s in segments):
+        raise BadPath("illegal path")
+    return path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to one request: a rendered file, a static file on disk, or a refusal."""
+
+    file: RenderedFile | None = None
+    static_path: Path | None = None
+    reason: str = ""
+    vendor: str | None = None
+    mac: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.file is not None or self.static_path is not None
+
+
+class Provisioner:
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], cache: ConfigCache,
+                 templates: PhoneTemplates) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.cache = cache
+        self.templates = templates
+        self._common = common_context(settings)
+        self._hints: dict[str, tuple[str, str, float]] = {}
+        self._static_root = settings.tftp_root.resolve()
+
+    # -- identification ------------------------------------------------------------------------
+    @staticmethod
+    def identify_user_agent(user_agent: str | None) -> UserAgentInfo | None:
+        if not user_agent:
+            return None
+        for plugin in PLUGINS:
+            info = plugin.match_user_agent(user_agent)
+            if info is not None:
+                return info
+        return None
+
+    @staticmethod
+    def _candidates(filename: str) -> list[FileRequest]:
+        return [r for p in PLUGINS if (r := p.match_path(filename)) is not None]
+
+    def _choose(self, candidates: list[FileRequest], ua: UserAgentInfo | None) -> FileRequest | None:
+        if ua is not None:
+            return next((c for c in candidates if c.vendor == ua.vendor), None)
+        if len(candidates) > 1:
+            for c in candidates:
+                if c.mac and BY_NAME[c.vendor].owns_mac(c.mac):
+                    return c
+        return candidates[0] if candidates else None
+
+    # -- serving -------------------------------------------------------------------------------
+    async def fetch(self, raw_path: str, *, user_agent: str | None, client_ip: str, transport: str) -> Outcome:
+        outcome = await self._fetch(raw_path, user_agent, client_ip)
+        if outcome.found:
+            log.debug("%s %s to %s", transport, raw_path, client_ip)
+        else:
+            log.info("refused %s %r from %s (UA %r): %s", transport, raw_path[:300], client_ip,
+                     (user_agent or "")[:200], outcome.reason)
+        return outcome
+
+    async def _fetch(self, raw_path: str, user_agent: str | None, client_ip: str) -> Outcome:
+        try:
+            path = clean_path(raw_path)
+        except BadPath as exc:
+            return Outcome(reason=str(exc))
+        filename = path.rsplit("/", 1)[-1]
+        ua = self.identify_user_agent(user_agent)
+        request = self._choose(self._candidates(filename), ua)
+        if request is None:
+            return self._static(path)
+        if ua is not None and ua.mac and request.mac and ua.mac != request.mac:
+            return Outcome(reason=f"MAC in path {request.mac} is not the User-Agent's {ua.mac}",
+                           vendor=request.vendor)
+        if request.kind is FileKind.common:
+            if request.model:
+                self._hints[client_ip] = (request.vendor, request.model, time.monotonic())
+            return self._common_file(request)
+        return await self._device_file(request, ua, client_ip)
+
+    def _common_file(self, request: FileRequest) -> Outcome:
+        key = (request.vendor, None, request.name)
+        entry = self.cache.get(key)
+        if entry is None:
+            plugin = BY_NAME[request.vendor]
+            body = plugin.render_common(request, self._common, self.templates)
+            entry = RenderedFile.of(body, plugin.content_type(request)) if body is not None \
+                else Refusal(f"{plugin.display_name} file not served")
+            self.cache.put(key, entry, ())
+        return self._outcome(entry, request)
+
+    async def _device_file(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str) -> Outcome:
+        key = (request.vendor, request.mac, request.name)
+        entry = self.cache.get(key)
+        if entry is None:
+            entry, deps = await self._render_device(request, ua, client_ip)
+            self.cache.put(key, entry, deps)
+        return self._outcome(entry, request)
+
+    async def _render_device(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str):
+        mac = request.mac
+        deps = {("mac", mac)}
+        async with self.sessions() as session:
+            device = await load_device(session, mac)
+            if device is None:
+                return Refusal("unknown MAC"), deps
+            deps.add(("device", device.id))
+            if device.organization is None or not device.lines:
+                return Refusal("device is not bound to a user"), deps
+            plugin = BY_NAME[request.vendor]
+            if device.vendor and device.vendor != plugin.name:
+                return Refusal(f"device is a {device.vendor}, not a {plugin.name}"), deps
+            if device.vendor is None or device.model is None:
+                await self._learn(session, device, plugin, ua, client_ip)
+            model = plugin.find_model(device.model)
+            if model is None:
+                log.warning("%s %s: unknown model %r, serving the generic %s profile", plugin.display_name,
+                            mac, device.model, plugin.display_name)
+                model = plugin.generic_model()
+            snapshot = await build_device_context(session, device, model, self.settings)
+        body = plugin.render_device(request, snapshot.context, self.templates)
+        deps |= snapshot.deps
+        if body is None:
+            return Refusal("no such file for this device"), deps
+        return RenderedFile.of(body, plugin.content_type(request)), deps
+
+    async def _learn(self, session: AsyncSession, device, plugin: VendorPlugin, ua: UserAgentInfo | None,
+                     client_ip: str) -> None:
+        """Record vendor and model of a device registered by MAC alone, from its first request."""
+        model = ua.model if ua else None
+        firmware = ua.firmware if ua else None
+        hint = self._hints.get(client_ip)
+        if model is None and hint and hint[0] == plugin.name and time.monotonic() - hint[2] < HINT_SECONDS:
+            model = hint[1]
+        catalogued = plugin.find_model(model)
+        device.vendor = plugin.name
+        device.model = device.model or (catalogued.name if catalogued else model)
+        device.firmware = device.firmware or firmware
+        await session.commit()
+        log.info("learnt %s is a %s %s (firmware %s) from its request", device.mac, plugin.display_name,
+                 device.model or "of unknown model", device.firmware or "unknown")
+
+    def _outcome(self, entry: RenderedFile | Refusal, request: FileRequest) -> Outcome:
+        if isinstance(entry, Refusal):
+            return Outcome(reason=entry.reason, vendor=request.vendor, mac=request.mac)
+        return Outcome(file=entry, vendor=request.vendor, mac=request.mac)
+
+    def _static(self, path: str) -> Outcome:
+        """Firmware, ringtones, wallpapers from tftp_root; never outside it, never a symlink out."""
+        candidate = (self._static_root / path).resolve()
+        if candidate.is_relative_to(self._static_root) and candidate.is_file() and os.access(candidate, os.R_OK):
+            return Outcome(static_path=candidate)
+        return Outcome(reason="no such file")

@@ -1,0 +1,107 @@
+"""One settings object for every deskprov command.
+
+Values come from, in rising priority: built-in defaults, an optional TOML file
+(``DESKPROV_CONFIG``), ``DESKPROV_*`` environment variables, and command-line flags.
+The defaults are the ones ``make run`` needs: everything on 127.0.0.1, SQLite under ``var/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from provisioning import PROJECT_ROOT
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    api_port: int = 8081
+    tftp_port: int = 6969
+    data_dir: Path = PROJECT_ROOT / "var"
+    db: str = ""  # SQLAlchemy URL; empty means SQLite in data_dir
+    templates_dir: Path = PROJECT_ROOT / "templates" / "phones"
+    tftp_root: Path = PROJECT_ROOT / "tftp_root"
+    #: The URL phones are told to provision from (written into boot/common files).
+    #: Empty: derived from host and http_port.
+    public_url: str = ""
+    #: Defaults for organisations that do not set their own.
+    default_timezone: str = "Europe/Stockholm"
+    default_language: str = "sv"
+    ntp_server: str = "pool.ntp.org"
+    #: Resync polling: phones re-check their config every this many minutes, randomised
+    #: per device within +-resync_jitter_minutes so a fleet never polls in step.
+    resync_interval_minutes: int = 1440
+    resync_jitter_minutes: int = 120
+    log_level: str = "INFO"
+
+    @property
+    def database_url(self) -> str:
+        return self.db or f"sqlite+aiosqlite:///{self.data_dir / 'deskprov.sqlite3'}"
+
+    @property
+    def provisioning_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/") + "/"
+        return f"http://{self.host}:{self.http_port}/"
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **_coerce_all(changes))
+
+
+_ENV_PREFIX = "DESKPROV_"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kinds = {f.name: f.type for f in fields(Settings)}
+    kind = kinds.get(name)
+    if kind is None:
+        raise SettingsError(f"unknown setting {name!r}")
+    if value is None:
+        return None
+    try:
+        if kind == "int":
+            number = int(value)
+            if name.endswith("_port") and not 0 <= number <= 65535:
+                raise SettingsError(f"{name} must be a port number 0-65535, not {value!r}")
+            return number
+        if kind == "Path":
+            return Path(value).expanduser().resolve()
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, SettingsError):
+            raise
+        raise SettingsError(f"{name} must be a {kind}, not {value!r}") from exc
+    return value
+
+
+def _coerce_all(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _coerce(k, v) for k, v in values.items() if v is not None}
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings: defaults < TOML file < environment < explicit overrides (CLI flags)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = env.get(_ENV_PREFIX + "CONFIG")
+    if config_file:
+        try:
+            with open(config_file, "rb") as fh:
+                values.update(tomllib.load(fh))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read settings file {config_file}: {exc}") from exc
+    known = {f.name for f in fields(Settings)}
+    for name in known:
+        raw = env.get(_ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = raw
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return Settings(**_coerce_all(values))

@@ -1,0 +1,456 @@
+"""Vendor-independent core of the phone simulator.
+
+A :class:`Phone` boots against a provisioning server over HTTP or TFTP the way
+a real phone does: a :class:`PhoneProfile` (one subclass per vendor) drives the
+boot sequence, asking for one file at a time and deciding what to fetch next
+from what it got, and parses every file with its own parser.  The result is a
+:class:`PhoneState`, a vendor-neutral picture of what the phone would end up
+with (accounts, keys, raw settings) plus a log of every fetch.
+
+Nothing here may import from the ``provisioning`` package: the simulator is an
+independent reader of the server's output, which is what makes it a test.
+
+Every boot keeps its state in a fresh :class:`PhoneState` and
+:class:`BootContext`, so one process can boot thousands of phones concurrently
+(share one ``aiohttp.ClientSession`` between them via ``Phone(..., session=)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import aiohttp
+
+from simulators.tftp_client import TftpClient, TftpError
+
+__all__ = [
+    "Account",
+    "BootContext",
+    "Fetch",
+    "Key",
+    "Phone",
+    "PhoneProfile",
+    "PhoneState",
+    "get_profile_class",
+    "register_profile",
+    "main",
+]
+
+#: Neutral key types every profile maps its vendor codes onto; anything else is
+#: reported as ``other:<vendor code>`` so no information is lost.
+KEY_TYPES = ("line", "blf", "speed_dial", "park", "dtmf", "voicemail", "group_toggle", "none")
+
+
+@dataclass
+class Account:
+    """One SIP account (line) as the phone would configure it."""
+
+    index: int
+    enabled: bool = False
+    label: str = ""
+    display_name: str = ""
+    user_name: str = ""
+    auth_name: str = ""
+    password: str = ""
+    server: str = ""
+    port: int | None = None
+    transport: str = "udp"
+
+    @property
+    def registered(self) -> bool:
+        """Whether the phone would try to register: enabled, with server, user and password.
+
+        Derived rather than stored so it can never disagree with the fields.
+        """
+        return bool(self.enabled and self.server and self.user_name and self.password)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "registered": self.registered}
+
+
+@dataclass
+class Key:
+    """One programmable key.  ``module`` 0 is the phone itself, >0 an expansion module."""
+
+    module: int
+    slot: int
+    type: str = "none"
+    value: str = ""
+    label: str = ""
+    line: int | None = None
+    extension: str = ""  # BLF pickup code / extension
+    raw_type: str | None = None  # the vendor's own code, for debugging mappings
+    source: str = ""  # the vendor's parameter prefix, e.g. "linekey.3"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Fetch:
+    """One file request on the boot path.  404 / "not found" is normal there."""
+
+    transport: str  # "http" | "tftp"
+    name: str  # as the profile asked for it (file name or absolute URL)
+    url: str  # what was actually requested
+    result: str  # "ok" | "not_found" | "error"
+    status: int | None = None  # HTTP status, or TFTP error code
+    bytes: int = 0
+    error: str | None = None
+    elapsed_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PhoneState:
+    """What the phone ended up with after booting."""
+
+    vendor: str
+    model: str
+    mac: str  # 12 lowercase hex digits, no separators
+    firmware: str
+    user_agent: str = ""
+    accounts: dict[int, Account] = field(default_factory=dict)
+    keys: dict[tuple[int, int], Key] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)  # every raw parameter, final value
+    boot_settings: dict[str, str] = field(default_factory=dict)  # directives found in boot/index files
+    timezone: str | None = None
+    timezone_name: str | None = None
+    language: str | None = None  # phone GUI language
+    web_language: str | None = None  # web UI language
+    fetched: list[Fetch] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)  # files parsed and applied, in order
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def requested(self) -> list[str]:
+        """File names in request order, the thing boot-order tests compare."""
+        return [f.name for f in self.fetched]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "vendor": self.vendor,
+            "model": self.model,
+            "mac": self.mac,
+            "firmware": self.firmware,
+            "user_agent": self.user_agent,
+            "accounts": {str(i): a.to_dict() for i, a in sorted(self.accounts.items())},
+            "keys": [k.to_dict() for _, k in sorted(self.keys.items())],
+            "settings": dict(self.settings),
+            "boot_settings": dict(self.boot_settings),
+            "timezone": self.timezone,
+            "timezone_name": self.timezone_name,
+            "language": self.language,
+            "web_language": self.web_language,
+            "fetched": [f.to_dict() for f in self.fetched],
+            "applied": list(self.applied),
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+        }
+
+
+_HEX12 = re.compile(r"^[0-9a-f]{12}$")
+
+
+def normalize_mac(mac: str) -> str:
+    """``80:5E:C0:AA:BB:01`` / ``805E-C0AA-BB01`` -> ``805ec0aabb01``."""
+    cleaned = re.sub(r"[^0-9a-fA-F]", "", mac).lower()
+    if not _HEX12.match(cleaned):
+        raise ValueError(f"not a MAC address: {mac!r}")
+    return cleaned
+
+
+class PhoneProfile:
+    """Vendor-specific behaviour.  Subclass per vendor and override the hooks.
+
+    A profile instance describes one phone (model, MAC, firmware) and holds no
+    per-boot state, so the same profile may be booted repeatedly.
+    """
+
+    vendor: ClassVar[str] = "generic"
+
+    def __init__(self, model: str, mac: str, firmware: str, *, user_agent: str | None = None):
+        self.model = model
+        self.mac = normalize_mac(mac)
+        self.firmware = firmware
+        self._user_agent_override = user_agent
+
+    @property
+    def mac_colons(self) -> str:
+        """Lowercase, colon-separated MAC, as most HTTP User-Agents carry it."""
+        return ":".join(self.mac[i : i + 2] for i in range(0, 12, 2))
+
+    def user_agent(self) -> str:
+        """The HTTP User-Agent this phone sends (override for the vendor's format)."""
+        return self._user_agent_override or f"{self.vendor} {self.model} {self.firmware} {self.mac}"
+
+    def tftp_options(self) -> dict[str, Any]:
+        """Options for TFTP requests (``blksize``, ``tsize``); real phones vary."""
+        return {"blksize": 1428, "tsize": True}
+
+    def new_state(self) -> PhoneState:
+        return PhoneState(
+            vendor=self.vendor, model=self.model, mac=self.mac, firmware=self.firmware, user_agent=self.user_agent()
+        )
+
+    async def boot(self, ctx: "BootContext") -> None:
+        """The boot sequence: ``await ctx.fetch(name)`` files and apply them in order."""
+        raise NotImplementedError
+
+    def finalize(self, state: PhoneState) -> None:
+        """Derive accounts/keys/etc. from the merged raw settings after all files."""
+
+
+class BootContext:
+    """One boot in progress: the transport plus the state being built.
+
+    The profile only ever sees :meth:`fetch`, so the same boot sequence runs
+    unchanged over HTTP and TFTP.  Absolute URLs (``http://``, ``https://``,
+    ``tftp://host[:port]/path``) are fetched as given, whatever the base.
+    """
+
+    def __init__(
+        self,
+        state: PhoneState,
+        *,
+        base: str,
+        user_agent: str,
+        session: aiohttp.ClientSession | None = None,
+        tftp_options: dict[str, Any] | None = None,
+        tftp_timeout: float = 1.0,
+        tftp_retries: int = 3,
+        auth: aiohttp.BasicAuth | None = None,
+    ):
+        self.state = state
+        self.base = base
+        self.user_agent = user_agent
+        self.session = session
+        self.tftp_options = tftp_options or {}
+        self.tftp_timeout = tftp_timeout
+        self.tftp_retries = tftp_retries
+        self.auth = auth
+
+    def error(self, message: str) -> None:
+        self.state.errors.append(message)
+
+    def warn(self, message: str) -> None:
+        self.state.warnings.append(message)
+
+    def resolve(self, name: str) -> str:
+        """Turn a file name into a full URL against the boot base."""
+        if "://" in name:
+            return name
+        if name.startswith("/"):
+            scheme, rest = self.base.split("://", 1)
+            host = rest.split("/", 1)[0]
+            return f"{scheme}://{host}{name}"
+        return self.base + name
+
+    async def fetch(self, name: str) -> bytes | None:
+        """Fetch one file; returns its bytes, or ``None`` if missing or failed.
+
+        Every attempt is recorded in ``state.fetched``.  Missing files are not
+        errors (the boot path probes for them); other failures are.
+        """
+        url = self.resolve(name)
+        started = time.perf_counter()
+        if url.startswith("tftp://"):
+            record, data = await self._fetch_tftp(name, url)
+        elif url.startswith(("http://", "https://")):
+            record, data = await self._fetch_http(name, url)
+        else:
+            record, data = Fetch("?", name, url, "error", error="unsupported URL scheme"), None
+        record.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        self.state.fetched.append(record)
+        if record.result == "error":
+            self.error(f"fetch {name}: {record.error}")
+        return data
+
+    async def _fetch_http(self, name: str, url: str) -> tuple[Fetch, bytes | None]:
+        if self.session is None:
+            return Fetch("http", name, url, "error", error="no HTTP session"), None
+        try:
+            async with self.session.get(url, headers={"User-Agent": self.user_agent}, auth=self.auth) as resp:
+                body = await resp.read()
+                if resp.status == 200:
+                    return Fetch("http", name, url, "ok", resp.status, len(body)), body
+                result = "not_found" if resp.status == 404 else "error"
+                err = None if result == "not_found" else f"HTTP {resp.status}"
+                return Fetch("http", name, url, result, resp.status, len(body), error=err), None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return Fetch("http", name, url, "error", error=f"{type(exc).__name__}: {exc}"), None
+
+    async def _fetch_tftp(self, name: str, url: str) -> tuple[Fetch, bytes | None]:
+        rest = url[len("tftp://") :]
+        hostport, _, path = rest.partition("/")
+        host, port = _split_hostport(hostport, 69)
+        client = TftpClient(host, port, timeout=self.tftp_timeout, retries=self.tftp_retries)
+        try:
+            res = await client.get_async(path, **self.tftp_options)
+        except TftpError as exc:
+            not_found = exc.remote and (exc.code == 1 or "not found" in exc.message.lower())
+            if not_found:
+                return Fetch("tftp", name, url, "not_found", exc.code), None
+            return Fetch("tftp", name, url, "error", exc.code, error=str(exc)), None
+        except OSError as exc:
+            return Fetch("tftp", name, url, "error", error=f"{type(exc).__name__}: {exc}"), None
+        return Fetch("tftp", name, url, "ok", None, len(res.data)), res.data
+
+
+def _split_hostport(hostport: str, default_port: int) -> tuple[str, int]:
+    if hostport.startswith("["):  # [v6]:port
+        host, _, tail = hostport[1:].partition("]")
+        return host, int(tail[1:]) if tail.startswith(":") else default_port
+    if hostport.count(":") == 1:
+        host, port = hostport.split(":")
+        return host, int(port)
+    return hostport, default_port
+
+
+class Phone:
+    """A simulated phone.  ``boot_http`` / ``boot_tftp`` return a fresh :class:`PhoneState`.
+
+    Pass ``session`` to share one aiohttp session (and its connection pool)
+    across many phones; otherwise each HTTP boot opens and closes its own.
+    """
+
+    def __init__(
+        self,
+        profile: PhoneProfile,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        auth: tuple[str, str] | None = None,
+        http_timeout: float = 10.0,
+        tftp_timeout: float = 1.0,
+        tftp_retries: int = 3,
+    ):
+        self.profile = profile
+        self.session = session
+        self.auth = aiohttp.BasicAuth(*auth) if auth else None
+        self.http_timeout = http_timeout
+        self.tftp_timeout = tftp_timeout
+        self.tftp_retries = tftp_retries
+        self.state: PhoneState | None = None  # state of the most recent boot
+
+    async def boot_http(self, base_url: str) -> PhoneState:
+        """Boot from an HTTP(S) provisioning URL (the directory holding the files)."""
+        if not base_url.endswith("/"):
+            base_url += "/"
+        if self.session is not None:
+            return await self._boot(base_url, self.session)
+        timeout = aiohttp.ClientTimeout(total=self.http_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            return await self._boot(base_url, session)
+
+    async def boot_tftp(self, host: str, port: int = 69, path: str = "") -> PhoneState:
+        """Boot from a TFTP server (DHCP option 66 style), optionally under ``path``."""
+        path = path.strip("/")
+        h = f"[{host}]" if ":" in host else host
+        base = f"tftp://{h}:{port}/" + (path + "/" if path else "")
+        # A session only for absolute http(s) URLs a boot file might include.
+        if self.session is not None:
+            return await self._boot(base, self.session)
+        timeout = aiohttp.ClientTimeout(total=self.http_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            return await self._boot(base, session)
+
+    async def _boot(self, base: str, session: aiohttp.ClientSession) -> PhoneState:
+        state = self.profile.new_state()
+        ctx = BootContext(
+            state,
+            base=base,
+            user_agent=state.user_agent,
+            session=session,
+            tftp_options=self.profile.tftp_options(),
+            tftp_timeout=self.tftp_timeout,
+            tftp_retries=self.tftp_retries,
+            auth=self.auth,
+        )
+        try:
+            await self.profile.boot(ctx)
+        except Exception as exc:  # a simulator bug must not take down a 1000-phone benchmark
+            state.errors.append(f"boot aborted: {type(exc).__name__}: {exc}")
+        try:
+            self.profile.finalize(state)
+        except Exception as exc:
+            state.errors.append(f"finalize failed: {type(exc).__name__}: {exc}")
+        self.state = state
+        return state
+
+
+# --- profile registry ------------------------------------------------------
+
+_PROFILES: dict[str, type[PhoneProfile]] = {}
+#: Vendor name -> module that registers it, imported on first use so the core
+#: does not depend on any vendor module.
+_PROFILE_MODULES = {"yealink": "simulators.yealink"}
+
+
+def register_profile(cls: type[PhoneProfile]) -> type[PhoneProfile]:
+    """Class decorator: make a profile available to :func:`get_profile_class` and the CLI."""
+    _PROFILES[cls.vendor] = cls
+    return cls
+
+
+def get_profile_class(vendor: str) -> type[PhoneProfile]:
+    vendor = vendor.lower()
+    if vendor not in _PROFILES and vendor in _PROFILE_MODULES:
+        importlib.import_module(_PROFILE_MODULES[vendor])
+    try:
+        return _PROFILES[vendor]
+    except KeyError:
+        raise ValueError(f"unknown vendor {vendor!r}; known: {sorted(set(_PROFILES) | set(_PROFILE_MODULES))}")
+
+
+# --- CLI -------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simulators.phone", description=__doc__.splitlines()[0])
+    parser.add_argument("--vendor", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--mac", required=True)
+    parser.add_argument("--firmware", required=True)
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--url", help="HTTP(S) provisioning base URL")
+    src.add_argument("--tftp", metavar="HOST:PORT", help="TFTP server (port defaults to 69)")
+    parser.add_argument("--auth", metavar="USER:PASSWORD", help="HTTP basic auth credentials")
+    args = parser.parse_args(argv)
+
+    try:
+        profile = get_profile_class(args.vendor)(args.model, args.mac, args.firmware)
+    except ValueError as exc:  # unknown vendor or bad MAC
+        parser.error(str(exc))
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    phone = Phone(profile, auth=auth)  # type: ignore[arg-type]
+    if args.url:
+        state = asyncio.run(phone.boot_http(args.url))
+    else:
+        host, port = _split_hostport(args.tftp, 69)
+        state = asyncio.run(phone.boot_tftp(host, port))
+    json.dump(state.to_dict(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 1 if state.errors else 0
+
+
+if __name__ == "__main__":
+    # Run through the importable module so profiles registered by
+    # ``simulators.yealink`` (which imports ``simulators.phone``) are visible.
+    from simulators.phone import main as _main
+
+    sys.exit(_main())

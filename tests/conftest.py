@@ -1,0 +1,73 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL) and a real server on ephemeral ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from provisioning.orgfile import import_text
+from provisioning.server import Server
+from provisioning.settings import load_settings
+
+DATA = Path(__file__).parent / "data"
+EXAMPLE = DATA / "exempel.yaml"
+#: Maintenance connection used to create one throw-away database per test.
+PG_ADMIN_DSN = os.environ.get("DESKPROV_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _pg_admin(statement: str) -> None:
+    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"deskprov_test_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is required for this test and is not reachable at {PG_ADMIN_DSN}: {exc}")
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    yield f"{base}/{name}"
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Each test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'deskprov.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def make_settings(tmp_path: Path, db: str, **overrides):
+    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0,
+                          "data_dir": str(tmp_path / "var"), "db": db, **overrides}, environ={})
+
+
+@pytest.fixture
+async def server(tmp_path, db_url):
+    """A running deskprov (phone HTTP, TFTP, admin API) on ephemeral loopback ports."""
+    from api.app import make_admin_app
+
+    srv = Server(make_settings(tmp_path, db_url), admin_app=make_admin_app)
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture
+async def example_server(server):
+    """The running server with the issue's example organisation imported."""
+    async with server.sessions() as session:
+        await import_text(session, EXAMPLE.read_bytes(), source=str(EXAMPLE))
+    return server
