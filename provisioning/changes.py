@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from provisioning.cache import Dep
-from provisioning.model import ChangeEvent, Device, Key, Line, Number, Organization, User
+from provisioning.model import (
+    ChangeEvent, Contact, Device, Key, Line, Number, Organization, Phonebook, PhonebookMember, User,
+)
 from provisioning.model.base import utcnow
 
 log = logging.getLogger("deskprov.changes")
@@ -55,6 +57,12 @@ def deps_of(obj) -> set[Dep]:
         return {("device", v) for v in _values(obj, "device_id")} | {("user", v) for v in _values(obj, "user_id")}
     if isinstance(obj, Key):
         return {("device", v) for v in _values(obj, "device_id")}
+    if isinstance(obj, Phonebook):
+        return {("phonebook", obj.id)}
+    if isinstance(obj, Contact):
+        return {("phonebook", v) for v in _values(obj, "phonebook_id")}
+    if isinstance(obj, PhonebookMember):
+        return {("phonebook", obj.phonebook_id), ("user", obj.user_id)}
     return set()
 
 

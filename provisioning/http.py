@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from provisioning.serving import Provisioner
+from provisioning.uploads import UploadError
 
 PROVISIONER = web.AppKey("provisioner", Provisioner)
 
@@ -34,13 +35,28 @@ def _etags(header: str) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
+async def _upload(request: web.Request) -> web.StreamResponse:
+    """Devices PUT local settings and logs (Poly); the body size is capped by client_max_size."""
+    provisioner = request.app[PROVISIONER]
+    data = await request.read()
+    try:
+        outcome = await provisioner.store(request.path, data, user_agent=request.headers.get("User-Agent"),
+                                          client_ip=request.remote or "")
+    except UploadError as exc:
+        return web.Response(status=507, text=f"{exc.strerror}\n")
+    if not outcome.found:
+        return web.Response(status=404, text="Not Found\n")
+    return web.Response(status=204)
+
+
 async def _not_allowed(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
+    raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD", "PUT"])
 
 
 def make_phone_app(provisioner: Provisioner) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=provisioner.settings.max_upload_bytes)
     app[PROVISIONER] = provisioner
     app.router.add_get("/{path:.*}", _serve)  # HEAD too
+    app.router.add_put("/{path:.*}", _upload)
     app.router.add_route("*", "/{path:.*}", _not_allowed)
     return app

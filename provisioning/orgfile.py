@@ -20,7 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from provisioning.mac import MacError, normalize_mac
-from provisioning.model import NUMBER_TARGET_KEYS, Device, Key, KeyType, Line, Number, NumberRole, Organization, User
+from provisioning.model import (
+    NUMBER_TARGET_KEYS, Contact, Device, Key, KeyType, Line, Number, NumberRole, Organization, Phonebook,
+    PhonebookMember, User,
+)
 from provisioning.numbers import NumberError, to_e164
 from provisioning.render import primary_number
 from provisioning.vendors import BY_NAME, PLUGINS
@@ -70,6 +73,11 @@ class OrganizationSpec(_Spec):
     sip_transport: Literal["udp", "tcp", "tls"] = "udp"
     voicemail_number: str = Field("*97", pattern=_DIALABLE.pattern)
     pickup_code: str = Field("*8", pattern=_DIALABLE.pattern)
+    group_toggle_code: str = Field("*45", pattern=_DIALABLE.pattern)
+    ntp_server: str | None = Field(None, pattern=r"^[A-Za-z0-9.:-]+$")
+    vlan: int | None = Field(None, ge=1, le=4094)
+    #: The devices' own admin password; generated (and kept) when not given.
+    device_admin_password: str | None = Field(None, min_length=8, max_length=64, pattern=r"^[!-~]+$")
 
     _number = field_validator("main_number")(lambda v: _e164(v) if v else v)
 
@@ -119,11 +127,22 @@ class CredentialsSpec(_Spec):
     password: str = Field(min_length=8, max_length=128)
 
 
+class LineSpec(_Spec):
+    """An extra account: an ATA's FXS port or a DECT base's handset N, or a desk phone's line N."""
+
+    index: int = Field(ge=1, le=64)
+    user: str
+    sip: CredentialsSpec | None = None
+
+    _user = field_validator("user")(_e164)
+
+
 class PhoneSpec(_Spec):
     mac: str
     model: str | None = None
     user: str | None = None
     sip: CredentialsSpec | None = None
+    lines: list[LineSpec] = []
     keys: list[KeySpec] = []
 
     @field_validator("mac")
@@ -137,9 +156,33 @@ class PhoneSpec(_Spec):
     _user = field_validator("user")(lambda v: _e164(v) if v else v)
 
 
+class ContactSpec(_Spec):
+    name: str = Field(min_length=1, max_length=200)
+    number: str
+    mobile: str | None = None
+    company: str | None = Field(None, max_length=200)
+
+    _number = field_validator("number", "mobile")(lambda v: _e164(v) if v else v)
+
+
+class PhonebookSpec(_Spec):
+    """A shared contact list, shown on the desk phones of the users it is granted to."""
+
+    name: str = Field(min_length=1, max_length=100)
+    #: user numbers, or "all" for every user of the organisation
+    members: list[str] | Literal["all"] = []
+    contacts: list[ContactSpec] = []
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, value):
+        return value if value == "all" else [_e164(v) for v in value]
+
+
 class OrgFileSpec(_Spec):
     organization: OrganizationSpec
     users: list[UserSpec] = []
+    phonebooks: list[PhonebookSpec] = []
     phones: list[PhoneSpec] = []
 
 
@@ -259,6 +302,15 @@ def _check(parsed: ParsedOrgFile, source: str) -> None:
         macs.add(phone.mac)
         if phone.user and phone.user not in users:
             problems.append((_line(pos, ("phones", i, "user")), f"no user with number {phone.user} in this file"))
+        indexes = {1} if phone.user else set()
+        for n, line in enumerate(phone.lines):
+            if line.user not in users:
+                problems.append((_line(pos, ("phones", i, "lines", n, "user")),
+                                 f"no user with number {line.user} in this file"))
+            if line.index in indexes:
+                problems.append((_line(pos, ("phones", i, "lines", n, "index")),
+                                 f"line {line.index} is given twice (user: is line 1)"))
+            indexes.add(line.index)
         if phone.model:
             try:
                 parsed.models[phone.mac] = resolve_model(phone.model)
@@ -275,12 +327,24 @@ def _check(parsed: ParsedOrgFile, source: str) -> None:
                     key.target = _key_target(key.target, spec.users)
                 except ValueError as exc:
                     problems.append((_line(pos, where), str(exc)))
-        if phone.mac in parsed.models and phone.keys:
+        if phone.mac in parsed.models:
             plugin, model, _ = parsed.models[phone.mac]
             check_model = model or plugin.generic_model()
             for k, key in enumerate(phone.keys):
                 for problem in plugin.validate_keys(check_model, [(key.module, key.slot, key.type.value)]):
                     problems.append((_line(pos, ("phones", i, "keys", k)), problem))
+            for n, line in enumerate(phone.lines):
+                if line.index > check_model.lines:
+                    problems.append((_line(pos, ("phones", i, "lines", n, "index")),
+                                     f"{plugin.display_name} {check_model.name} has lines 1-{check_model.lines}"))
+    names = set()
+    for b, book in enumerate(spec.phonebooks):
+        if book.name in names:
+            problems.append((_line(pos, ("phonebooks", b, "name")), f"phonebook {book.name!r} is listed twice"))
+        names.add(book.name)
+        for m, member in enumerate(book.members if book.members != "all" else []):
+            if member not in users:
+                problems.append((_line(pos, ("phonebooks", b, "members", m)), f"no user with number {member}"))
     if problems:
         raise OrgFileError(problems, source)
 
@@ -351,7 +415,12 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") 
         session.add(org)
     _assign(org, None, "organization", sip_domain=o.sip_domain, timezone=o.timezone, language=o.language,
             outbound_proxy=o.outbound_proxy, sip_port=o.sip_port, sip_transport=o.sip_transport,
-            voicemail_number=o.voicemail_number, pickup_code=o.pickup_code)
+            voicemail_number=o.voicemail_number, pickup_code=o.pickup_code,
+            group_toggle_code=o.group_toggle_code, ntp_server=o.ntp_server, vlan=o.vlan)
+    if o.device_admin_password:
+        _assign(org, None, "organization", device_admin_password=o.device_admin_password)
+    elif not org.device_admin_password:
+        org.device_admin_password = secrets.token_urlsafe(12)
     await session.flush()
 
     wanted_numbers = ([o.main_number] if o.main_number else []) + [u.number for u in spec.users]
@@ -413,36 +482,79 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") 
         if p.mac in parsed.models:
             plugin, model, name = parsed.models[p.mac]
             _assign(device, report.updated, "phones", vendor=plugin.name, model=model.name if model else name)
-        await _sync_line(device, users_by_number.get(p.user) if p.user else None, p.sip, report)
+        wanted_lines = ({1: (users_by_number[p.user], p.sip)} if p.user else {}) | \
+            {line.index: (users_by_number[line.user], line.sip) for line in p.lines}
+        _sync_lines(device, wanted_lines, report)
         _sync_keys(device, p.keys, report)
         await session.flush()
+
+    if not problems:
+        await _sync_phonebooks(session, org, spec.phonebooks, users_by_number)
 
     if problems:
         raise OrgFileError(problems, source)
     return report
 
 
-async def _sync_line(device: Device, user: User | None, sip: CredentialsSpec | None,
-                     report: ImportReport) -> None:
-    """Line 1 of a desk phone is its owner's account; no owner, no line (and no secrets served)."""
-    line = next((line for line in device.lines if line.index == 1), None)
+def _sync_lines(device: Device, wanted: dict[int, tuple[User, CredentialsSpec | None]],
+                report: ImportReport) -> None:
+    """One account per line index; a line without a user is removed (and no secret served)."""
     bucket = report.updated if device.id is not None else None
-    if user is None:
-        if line is not None:
+    for line in list(device.lines):
+        if line.index not in wanted:
             device.lines.remove(line)
             _count(bucket, "phones")
-        return
-    if line is None:
-        username, password = (sip.username, sip.password) if sip else new_credentials()
-        device.lines.append(Line(index=1, user_id=user.id, auth_username=username, password=password))
-        _count(bucket, "phones")
-        return
-    if line.user_id != user.id and sip is None:
-        # A new owner never inherits the previous owner's SIP secret.
-        line.auth_username, line.password = new_credentials()
-    _assign(line, report.updated, "phones", user_id=user.id)
-    if sip is not None:
-        _assign(line, report.updated, "phones", auth_username=sip.username, password=sip.password)
+    current = {line.index: line for line in device.lines}
+    for index, (user, sip) in sorted(wanted.items()):
+        line = current.get(index)
+        if line is None:
+            username, password = (sip.username, sip.password) if sip else new_credentials()
+            device.lines.append(Line(index=index, user_id=user.id, auth_username=username, password=password))
+            _count(bucket, "phones")
+            continue
+        if line.user_id != user.id and sip is None:
+            # A new owner never inherits the previous owner's SIP secret.
+            line.auth_username, line.password = new_credentials()
+        _assign(line, bucket, "phones", user_id=user.id)
+        if sip is not None:
+            _assign(line, bucket, "phones", auth_username=sip.username, password=sip.password)
+
+
+async def _sync_phonebooks(session: AsyncSession, org: Organization, books: list[PhonebookSpec],
+                           users_by_number: dict[str, User]) -> None:
+    """Phonebooks named in the file get exactly the listed contacts and members."""
+    existing = {b.name: b for b in (await session.execute(
+        select(Phonebook).where(Phonebook.organization_id == org.id)
+        .options(selectinload(Phonebook.contacts), selectinload(Phonebook.members))
+    )).scalars()}
+    everyone = None
+    for spec in books:
+        book = existing.get(spec.name)
+        if book is None:
+            book = Phonebook(organization_id=org.id, name=spec.name, contacts=[], members=[])
+            session.add(book)
+        current = {(c.name, c.number): c for c in book.contacts}
+        wanted = {(c.name, c.number): c for c in spec.contacts}
+        for key, contact in current.items():
+            if key not in wanted:
+                book.contacts.remove(contact)
+        for key, c in wanted.items():
+            if key in current:
+                _assign(current[key], None, "contacts", mobile=c.mobile, company=c.company)
+            else:
+                book.contacts.append(Contact(name=c.name, number=c.number, mobile=c.mobile, company=c.company))
+        if spec.members == "all":
+            if everyone is None:
+                everyone = (await session.execute(select(User.id).where(User.organization_id == org.id))).scalars().all()
+            member_ids = set(everyone)
+        else:
+            member_ids = {users_by_number[n].id for n in spec.members}
+        for member in list(book.members):
+            if member.user_id not in member_ids:
+                book.members.remove(member)
+        for user_id in member_ids - {m.user_id for m in book.members}:
+            book.members.append(PhonebookMember(user_id=user_id))
+    await session.flush()
 
 
 def _sync_keys(device: Device, keys: list[KeySpec], report: ImportReport) -> None:
@@ -499,21 +611,39 @@ async def export(session: AsyncSession, organization: str, with_secrets: bool = 
         "name": org.name, "sip_domain": org.sip_domain, "main_number": main, "timezone": org.timezone,
         "language": org.language, "outbound_proxy": org.outbound_proxy, "sip_port": org.sip_port,
         "sip_transport": org.sip_transport, "voicemail_number": org.voicemail_number,
-        "pickup_code": org.pickup_code,
+        "pickup_code": org.pickup_code, "group_toggle_code": org.group_toggle_code,
+        "ntp_server": org.ntp_server, "vlan": org.vlan,
+        "device_admin_password": org.device_admin_password if with_secrets else None,
     })}
     doc["users"] = [_drop_none({"name": u.name, "email": u.email, "number": primary_number(u),
                                 "extension": u.extension}) for u in users if primary_number(u)]
+    books = (await session.execute(
+        select(Phonebook).where(Phonebook.organization_id == org.id).order_by(Phonebook.name)
+        .options(selectinload(Phonebook.contacts),
+                 selectinload(Phonebook.members).selectinload(PhonebookMember.user).selectinload(User.numbers))
+    )).scalars().all()
+    if books:
+        doc["phonebooks"] = [{
+            "name": b.name,
+            "members": sorted(n for m in b.members if (n := primary_number(m.user))),
+            "contacts": [_drop_none({"name": c.name, "number": c.number, "mobile": c.mobile, "company": c.company})
+                         for c in b.contacts],
+        } for b in books]
     phones = []
     for d in devices:
-        line = next((line for line in d.lines if line.index == 1), None)
         vendor = BY_NAME.get(d.vendor or "")
         phone = _drop_none({
             "mac": ":".join(d.mac[i:i + 2] for i in range(0, 12, 2)).upper(),
             "model": f"{vendor.display_name} {d.model}" if vendor and d.model else None,
-            "user": primary_number(line.user) if line else None,
         })
-        if line and with_secrets:
-            phone["sip"] = {"username": line.auth_username, "password": line.password}
+        for line in d.lines:
+            entry = {"index": line.index, "user": primary_number(line.user)}
+            if with_secrets:
+                entry["sip"] = {"username": line.auth_username, "password": line.password}
+            if line.index == 1:
+                phone.update({k: v for k, v in entry.items() if k != "index"})
+            else:
+                phone.setdefault("lines", []).append(entry)
         if d.keys:
             phone["keys"] = [_drop_none({
                 "slot": k.slot, "module": k.module or None, "type": k.type.value, "target": k.target,

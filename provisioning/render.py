@@ -13,9 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from provisioning.cache import Dep
-from provisioning.model import Device, Key, KeyType, Line, Number, NumberRole, User
+from provisioning.model import Contact, Device, Key, KeyType, Line, Number, NumberRole, PhonebookMember, User
+from provisioning.model.tenancy import Organization
 from provisioning.settings import Settings
-from provisioning.vendors.base import CommonContext, DeviceContext, KeyContext, LineContext, PhoneModel
+from provisioning.vendors.base import (
+    CommonContext,
+    ContactContext,
+    DeviceContext,
+    KeyContext,
+    LineContext,
+    PhoneModel,
+)
 
 
 def common_context(settings: Settings) -> CommonContext:
@@ -85,23 +93,44 @@ async def build_device_context(session: AsyncSession, device: Device, model: Pho
             .where(Number.e164.in_(targets), Number.organization_id == org.id)
         )
         users_by_number = {e164: user for e164, user in rows.all()}
-    keys = []
-    for key in device.keys:
-        keys.append(_key_context(key, users_by_number, org.pickup_code, org.voicemail_number, deps))
+    keys = tuple(_key_context(key, users_by_number, org, deps) for key in device.keys)
+    contacts = await _contacts(session, [line.user_id for line in device.lines], deps)
 
+    common = vars(common_context(settings)) | {"timezone": org.timezone, "language": org.language}
+    if org.ntp_server:
+        common["ntp_server"] = org.ntp_server
     context = DeviceContext(
-        **(vars(common_context(settings)) | {"timezone": org.timezone, "language": org.language}),
+        **common,
         mac=device.mac,
         model=model,
         organization=org.name,
         lines=tuple(lines),
-        keys=tuple(keys),
+        keys=keys,
+        contacts=contacts,
+        vlan=org.vlan,
+        admin_password=org.device_admin_password,
     )
     return DeviceSnapshot(context, frozenset(deps))
 
 
-def _key_context(key: Key, users_by_number: dict[str, User], pickup_code: str, voicemail: str,
-                 deps: set[Dep]) -> KeyContext:
+async def _contacts(session: AsyncSession, user_ids: list[int], deps: set[Dep]) -> tuple[ContactContext, ...]:
+    """Contacts of every phonebook granted to a user on the device, each person once, by name."""
+    if not user_ids:
+        return ()
+    rows = (await session.execute(
+        select(Contact, PhonebookMember.phonebook_id)
+        .join(PhonebookMember, PhonebookMember.phonebook_id == Contact.phonebook_id)
+        .where(PhonebookMember.user_id.in_(user_ids))
+    )).all()
+    seen: dict[tuple[str, str], ContactContext] = {}
+    for contact, phonebook_id in rows:
+        deps.add(("phonebook", phonebook_id))
+        seen.setdefault((contact.name, contact.number),
+                        ContactContext(contact.name, contact.number, contact.mobile, contact.company))
+    return tuple(sorted(seen.values(), key=lambda c: (c.name.casefold(), c.number)))
+
+
+def _key_context(key: Key, users_by_number: dict[str, User], org: Organization, deps: set[Dep]) -> KeyContext:
     value = key.target or ""
     label = key.label or ""
     if key.type in (KeyType.blf, KeyType.speed_dial) and key.target:
@@ -114,8 +143,10 @@ def _key_context(key: Key, users_by_number: dict[str, User], pickup_code: str, v
             label = label or colleague.name
         label = label or key.target
     elif key.type == KeyType.voicemail:
-        value = value or voicemail
+        value = value or org.voicemail_number
+    elif key.type == KeyType.group_toggle:
+        value = value or org.group_toggle_code
     return KeyContext(
         module=key.module, slot=key.slot, type=key.type.value, value=value, label=label,
-        line_index=key.line_index, pickup_code=pickup_code if key.type == KeyType.blf else "",
+        line_index=key.line_index, pickup_code=org.pickup_code if key.type == KeyType.blf else "",
     )

@@ -6,6 +6,7 @@ the same answer as a missing file (404 / TFTP "file not found") and is logged wi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ from provisioning.cache import ConfigCache, RenderedFile, Refusal
 from provisioning.render import build_device_context, common_context, load_device
 from provisioning.settings import Settings
 from provisioning.templating import PhoneTemplates
+from provisioning.uploads import UploadStore
 from provisioning.vendors import BY_NAME, PLUGINS, vendor_for_mac
 from provisioning.vendors.base import FileKind, FileRequest, UserAgentInfo, VendorPlugin
 
@@ -71,6 +73,7 @@ class Provisioner:
         self._common = common_context(settings)
         self._hints: dict[str, tuple[str, str, float]] = {}
         self._static_root = settings.tftp_root.resolve()
+        self.uploads = UploadStore(settings.data_dir / "uploads")
 
     # -- identification ------------------------------------------------------------------------
     @staticmethod
@@ -123,7 +126,43 @@ class Provisioner:
             if request.model:
                 self._hints[client_ip] = (request.vendor, request.model, time.monotonic())
             return self._common_file(request)
+        if request.kind is FileKind.upload:
+            data = await asyncio.to_thread(self.uploads.read, request.mac, request.name)
+            if data is None:
+                return Outcome(reason="nothing uploaded under that name", vendor=request.vendor, mac=request.mac)
+            return Outcome(file=RenderedFile.of(data, "application/octet-stream"), vendor=request.vendor,
+                           mac=request.mac)
         return await self._device_file(request, ua, client_ip)
+
+    async def store(self, raw_path: str, data: bytes, *, user_agent: str | None, client_ip: str) -> Outcome:
+        """Keep a file a device uploads, if it is one its vendor uploads and the device is bound."""
+        outcome = await self._store(raw_path, data, user_agent)
+        if outcome.found:
+            log.info("stored upload %r (%d bytes) from %s", raw_path[:300], len(data), client_ip)
+        else:
+            log.info("refused upload %r from %s (UA %r): %s", raw_path[:300], client_ip, (user_agent or "")[:200],
+                     outcome.reason)
+        return outcome
+
+    async def _store(self, raw_path: str, data: bytes, user_agent: str | None) -> Outcome:
+        try:
+            path = clean_path(raw_path)
+        except BadPath as exc:
+            return Outcome(reason=str(exc))
+        ua = self.identify_user_agent(user_agent)
+        request = self._choose(self._candidates(path.rsplit("/", 1)[-1]), ua)
+        if request is None or request.kind is not FileKind.upload:
+            return Outcome(reason="not a file devices upload")
+        if ua is not None and ua.mac and ua.mac != request.mac:
+            return Outcome(reason=f"MAC in path {request.mac} is not the User-Agent's {ua.mac}")
+        if len(data) > self.settings.max_upload_bytes:
+            return Outcome(reason="upload too large")
+        async with self.sessions() as session:
+            device = await load_device(session, request.mac)
+        if device is None or device.organization is None or not device.lines:
+            return Outcome(reason="unknown or unbound device")
+        stored = await asyncio.to_thread(self.uploads.write, request.mac, request.name, data)
+        return Outcome(static_path=stored, vendor=request.vendor, mac=request.mac)
 
     def _common_file(self, request: FileRequest) -> Outcome:
         key = (request.vendor, None, request.name)

@@ -42,6 +42,8 @@ class Settings:
     #: per device within +-resync_jitter_minutes so a fleet never polls in step.
     resync_interval_minutes: int = 1440
     resync_jitter_minutes: int = 120
+    #: Largest file a device may upload (Poly local settings, logs); bigger ones get 413.
+    max_upload_bytes: int = 1024 * 1024
     log_level: str = "INFO"
 
     @property

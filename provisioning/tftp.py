@@ -277,7 +277,7 @@ class GuardedContext(TftpContextServer):
             self._outcome = self._outcome or "timed out"
             # listen() adds one and deletes the session once retry_count >= retries.
             self.retry_count = max(self.retry_count, self.retries - 1)
-            raise TftpTimeout("timed out")
+            raise TftpTimeout("Timeout waiting for traffic")  # listen() logs it; filtered
         self.retry_count += 1
         self.last_update = now
         self.metrics.resent_bytes += len(self.last_pkt.buffer)
@@ -306,6 +306,7 @@ class GuardedContext(TftpContextServer):
         try:
             req = _parse_request(buffer)
         except _Malformed as exc:
+            self._name = bytes(buffer[2:66])  # log what arrived
             self._refuse(_ERR_ILLEGAL, "Illegal TFTP operation", f"malformed request: {exc}")
         self._name = req.filename
         if req.opcode == _WRQ:

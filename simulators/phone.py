@@ -396,9 +396,18 @@ class Phone:
 # --- profile registry ------------------------------------------------------
 
 _PROFILES: dict[str, type[PhoneProfile]] = {}
-#: Vendor name -> module that registers it, imported on first use so the core
-#: does not depend on any vendor module.
-_PROFILE_MODULES = {"yealink": "simulators.yealink"}
+#: Vendor profiles live in ``simulators/<vendor>.py`` and register themselves when imported;
+#: they are imported on first use so the core does not depend on any vendor module.
+_NOT_PROFILES = {"phone", "tftp_client", "gateway", "mobile", "sip_phone", "fleet"}
+
+
+def _profile_modules() -> dict[str, str]:
+    import pkgutil
+
+    import simulators
+
+    return {m.name: f"simulators.{m.name}" for m in pkgutil.iter_modules(simulators.__path__)
+            if m.name not in _NOT_PROFILES and not m.name.startswith("_")}
 
 
 def register_profile(cls: type[PhoneProfile]) -> type[PhoneProfile]:
@@ -409,12 +418,13 @@ def register_profile(cls: type[PhoneProfile]) -> type[PhoneProfile]:
 
 def get_profile_class(vendor: str) -> type[PhoneProfile]:
     vendor = vendor.lower()
-    if vendor not in _PROFILES and vendor in _PROFILE_MODULES:
-        importlib.import_module(_PROFILE_MODULES[vendor])
+    modules = _profile_modules()
+    if vendor not in _PROFILES and vendor in modules:
+        importlib.import_module(modules[vendor])
     try:
         return _PROFILES[vendor]
     except KeyError:
-        raise ValueError(f"unknown vendor {vendor!r}; known: {sorted(set(_PROFILES) | set(_PROFILE_MODULES))}")
+        raise ValueError(f"unknown vendor {vendor!r}; known: {sorted(set(_PROFILES) | set(modules))}") from None
 
 
 # --- CLI -------------------------------------------------------------------

@@ -71,3 +71,21 @@ async def example_server(server):
     async with server.sessions() as session:
         await import_text(session, EXAMPLE.read_bytes(), source=str(EXAMPLE))
     return server
+
+
+@pytest.fixture
+async def sqlite_server(tmp_path):
+    """A running deskprov on SQLite only: for vendor-format tests, where the store is not the subject."""
+    from api.app import make_admin_app
+
+    srv = Server(make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'deskprov.sqlite3'}"),
+                 admin_app=make_admin_app)
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+async def import_org(server: Server, text: str) -> None:
+    """Import an organisation file into a running server (as `deskprov import` would)."""
+    async with server.sessions() as session:
+        await import_text(session, text)

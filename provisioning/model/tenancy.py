@@ -31,6 +31,14 @@ class Organization(Timestamped, Base):
     voicemail_number: Mapped[str] = mapped_column(String(32), default="*97")
     #: Prefix dialled by a BLF key to pick up the watched colleague's ringing call.
     pickup_code: Mapped[str] = mapped_column(String(16), default="*8")
+    #: Feature code a "group log in/out" key dials to toggle the user's answer-group membership.
+    group_toggle_code: Mapped[str] = mapped_column(String(16), default="*45")
+    #: NTP server for this organisation's devices; empty means the platform default.
+    ntp_server: Mapped[str | None] = mapped_column(String(253), default=None)
+    #: Voice VLAN the devices tag their traffic with; None leaves VLAN off.
+    vlan: Mapped[int | None] = mapped_column(default=None)
+    #: Password of the devices' own admin web page / menu (a secret, like the SIP passwords).
+    device_admin_password: Mapped[str] = mapped_column(String(64), default="")
 
     users: Mapped[list["User"]] = relationship(back_populates="organization", lazy="raise")
     numbers: Mapped[list["Number"]] = relationship(back_populates="organization", lazy="raise")

@@ -58,6 +58,7 @@ class UserAgentInfo:
 class FileKind(enum.StrEnum):
     device = "device"  # belongs to one device; may carry its SIP secrets
     common = "common"  # shared by every device of a vendor or model; never carries secrets
+    upload = "upload"  # written by the device (local settings, logs); read back only by it
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,14 @@ class KeyContext:
 
 
 @dataclass(frozen=True)
+class ContactContext:
+    name: str
+    number: str
+    mobile: str | None = None
+    company: str | None = None
+
+
+@dataclass(frozen=True)
 class CommonContext:
     """What every file may use: platform settings, no tenant data, no secrets."""
 
@@ -121,6 +130,10 @@ class DeviceContext(CommonContext):
     organization: str = ""
     lines: Sequence[LineContext] = ()
     keys: Sequence[KeyContext] = ()
+    #: The organisation's external contacts granted to any user on the device's lines.
+    contacts: Sequence[ContactContext] = ()
+    vlan: int | None = None
+    admin_password: str = ""
 
 
 # ---------------------------------------------------------------------------------------------

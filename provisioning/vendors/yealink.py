@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import re
 import zlib
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
+from provisioning.timezones import offset_hours
 from provisioning.vendors.base import (
     CommonContext,
     DeviceContext,
@@ -98,14 +97,6 @@ _LANGUAGES = {"sv": "Swedish", "en": "English", "nb": "Norwegian", "no": "Norweg
 _TRANSPORT = {"udp": 0, "tcp": 1, "tls": 2}
 
 
-def _utc_offset_hours(zone: str) -> str:
-    """Standard-time offset as Yealink writes it (``+1``); DST comes from the zone name."""
-    offset = datetime(2026, 1, 15, 12, tzinfo=ZoneInfo(zone)).utcoffset()
-    hours = offset.total_seconds() / 3600 if offset else 0.0
-    text = f"{hours:+.2f}".rstrip("0").rstrip(".")
-    return text
-
-
 class Yealink(VendorPlugin):
     name = "yealink"
     display_name = "Yealink"
@@ -146,7 +137,7 @@ class Yealink(VendorPlugin):
     def _common_values(self, ctx: CommonContext) -> dict:
         return {
             "ctx": ctx,
-            "time_zone": _utc_offset_hours(ctx.timezone),
+            "time_zone": offset_hours(ctx.timezone),
             "time_zone_name": _ZONE_NAMES.get(ctx.timezone, ""),
             "language": _LANGUAGES.get(ctx.language, "English"),
         }

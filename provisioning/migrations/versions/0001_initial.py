@@ -1,8 +1,8 @@
-"""Initial schema: organisations, users, numbers, devices, lines, keys and the change log.
+"""Initial schema: organisations, users, numbers, phonebooks, devices, lines, keys, change log.
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 04:26:00.170082
+Create Date: 2026-11-22 04:30:53.111953
 """
 from alembic import op
 import sqlalchemy as sa
@@ -37,6 +37,10 @@ def upgrade() -> None:
     sa.Column('sip_transport', sa.String(length=8), nullable=False),
     sa.Column('voicemail_number', sa.String(length=32), nullable=False),
     sa.Column('pickup_code', sa.String(length=16), nullable=False),
+    sa.Column('group_toggle_code', sa.String(length=16), nullable=False),
+    sa.Column('ntp_server', sa.String(length=253), nullable=True),
+    sa.Column('vlan', sa.Integer(), nullable=True),
+    sa.Column('device_admin_password', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_organization')),
@@ -61,6 +65,19 @@ def upgrade() -> None:
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_device_organization_id'), ['organization_id'], unique=False)
 
+    op.create_table('phonebook',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('organization_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_phonebook_organization_id_organization'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_phonebook')),
+    sa.UniqueConstraint('organization_id', 'name', name='uq_phonebook_org_name')
+    )
+    with op.batch_alter_table('phonebook', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_phonebook_organization_id'), ['organization_id'], unique=False)
+
     op.create_table('user',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('organization_id', sa.Integer(), nullable=False),
@@ -75,6 +92,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_organization_id'), ['organization_id'], unique=False)
+
+    op.create_table('contact',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('phonebook_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('number', sa.String(length=32), nullable=False),
+    sa.Column('mobile', sa.String(length=32), nullable=True),
+    sa.Column('company', sa.String(length=200), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['phonebook_id'], ['phonebook.id'], name=op.f('fk_contact_phonebook_id_phonebook'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_contact'))
+    )
+    with op.batch_alter_table('contact', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contact_phonebook_id'), ['phonebook_id'], unique=False)
 
     op.create_table('key',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -130,10 +162,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_number_organization_id'), ['organization_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_number_user_id'), ['user_id'], unique=False)
 
+    op.create_table('phonebook_member',
+    sa.Column('phonebook_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['phonebook_id'], ['phonebook.id'], name=op.f('fk_phonebook_member_phonebook_id_phonebook'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_phonebook_member_user_id_user'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('phonebook_id', 'user_id', name=op.f('pk_phonebook_member'))
+    )
+    with op.batch_alter_table('phonebook_member', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_phonebook_member_user_id'), ['user_id'], unique=False)
+
 
 
 def downgrade() -> None:
 
+    with op.batch_alter_table('phonebook_member', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_phonebook_member_user_id'))
+
+    op.drop_table('phonebook_member')
     with op.batch_alter_table('number', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_number_user_id'))
         batch_op.drop_index(batch_op.f('ix_number_organization_id'))
@@ -148,10 +194,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_key_device_id'))
 
     op.drop_table('key')
+    with op.batch_alter_table('contact', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_contact_phonebook_id'))
+
+    op.drop_table('contact')
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_user_organization_id'))
 
     op.drop_table('user')
+    with op.batch_alter_table('phonebook', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_phonebook_organization_id'))
+
+    op.drop_table('phonebook')
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_device_organization_id'))
 
