@@ -206,7 +206,7 @@ class GuardedContext(TftpContextServer):
         owner = getattr(self.dyn_file_func, "__self__", None)
         self._service: TftpService | None = owner if isinstance(owner, TftpService) else None
         self._requested_options: frozenset[str] = frozenset()
-        self._name: str | None = None
+        self._name: str | bytes | None = None  # bytes: raw head of a malformed request
         self._outcome: str | None = None
         self._logged = False
         self._ended = False

@@ -323,7 +323,7 @@ async def test_wrq_refused_nothing_written(svc, resolver, tmp_path, monkeypatch,
 
 @pytest.mark.parametrize("payload, expected", [
     (b"\0\1sm\xe9all.bin\0octet\0", (4, b"Illegal TFTP operation")),              # non-ASCII name
-    (b"\0\1small.cfg\0octet\0bl\xefksize\0512\0", (4, b"Illegal TFTP operation")),  # non-ASCII option
+    (b"\0\1small.cfg\0octet\0bl\xefksize\0512\0", (4, b"Illegal TFTP operation")),  # non-ASCII opt
     (request(1, "small.cfg", {"blksize": "abc"}), (8, b"Failed to negotiate options")),
     (request(1, "small.cfg", {"blksize": "4"}), (8, b"Failed to negotiate options")),
     (b"\0\1small.cfg\0oct", (4, b"Illegal TFTP operation")),                      # no NUL
