@@ -37,7 +37,8 @@ class Refusal:
 
 class ConfigCache:
     def __init__(self, max_negative: int = 50_000) -> None:
-        self._entries: dict[CacheKey, RenderedFile | Refusal] = {}
+        #: rendered files and refusals, plus whatever else a renderer keeps per key (snapshots)
+        self._entries: dict[CacheKey, object] = {}
         self._negative: OrderedDict[CacheKey, None] = OrderedDict()
         self._by_dep: defaultdict[Dep, set[CacheKey]] = defaultdict(set)
         self._deps_of: dict[CacheKey, frozenset[Dep]] = {}
@@ -49,7 +50,7 @@ class ConfigCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: CacheKey) -> RenderedFile | Refusal | None:
+    def get(self, key: CacheKey):
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
@@ -59,7 +60,10 @@ class ConfigCache:
                 self._negative.move_to_end(key)
         return entry
 
-    def put(self, key: CacheKey, entry: RenderedFile | Refusal, deps: Iterable[Dep]) -> None:
+    def deps(self, key: CacheKey) -> frozenset[Dep]:
+        return self._deps_of.get(key, frozenset())
+
+    def put(self, key: CacheKey, entry: object, deps: Iterable[Dep]) -> None:
         self._drop(key)
         deps = frozenset(deps)
         self._entries[key] = entry

@@ -21,13 +21,16 @@ from provisioning.render import build_device_context, common_context, load_devic
 from provisioning.settings import Settings
 from provisioning.templating import PhoneTemplates
 from provisioning.uploads import UploadStore
-from provisioning.vendors import BY_NAME, PLUGINS, vendor_for_mac
+from provisioning.vendors import BY_NAME, PLUGINS
 from provisioning.vendors.base import FileKind, FileRequest, UserAgentInfo, VendorPlugin
 
 log = logging.getLogger("deskprov.serve")
 
 MAX_PATH = 255
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._+@-]+$")
+#: Cache key "file name" under which a device's render snapshot is kept (never a real file name:
+#: clean_path refuses the NUL byte).
+SNAPSHOT = "\0snapshot"
 #: How long a per-model common file request from an address tells us the model of the
 #: device behind that address (TFTP has no User-Agent; the model comes from the file name).
 HINT_SECONDS = 120.0
@@ -179,11 +182,28 @@ class Provisioner:
         key = (request.vendor, request.mac, request.name)
         entry = self.cache.get(key)
         if entry is None:
-            entry, deps = await self._render_device(request, ua, client_ip)
+            snapshot, deps = await self._device_snapshot(request, ua, client_ip)
+            if isinstance(snapshot, Refusal):
+                entry = snapshot
+            else:
+                plugin = BY_NAME[request.vendor]
+                body = plugin.render_device(request, snapshot.context, self.templates)
+                entry = Refusal("no such file for this device") if body is None \
+                    else RenderedFile.of(body, plugin.content_type(request))
             self.cache.put(key, entry, deps)
         return self._outcome(entry, request)
 
-    async def _render_device(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str):
+    async def _device_snapshot(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str):
+        """What a device's files are rendered from, read once and shared by all its files."""
+        key = (request.vendor, request.mac, SNAPSHOT)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached, self.cache.deps(key)
+        snapshot, deps = await self._load_snapshot(request, ua, client_ip)
+        self.cache.put(key, snapshot, deps)
+        return snapshot, deps
+
+    async def _load_snapshot(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str):
         mac = request.mac
         deps = {("mac", mac)}
         async with self.sessions() as session:
@@ -204,11 +224,7 @@ class Provisioner:
                             mac, device.model, plugin.display_name)
                 model = plugin.generic_model()
             snapshot = await build_device_context(session, device, model, self.settings)
-        body = plugin.render_device(request, snapshot.context, self.templates)
-        deps |= snapshot.deps
-        if body is None:
-            return Refusal("no such file for this device"), deps
-        return RenderedFile.of(body, plugin.content_type(request)), deps
+        return snapshot, deps | snapshot.deps
 
     async def _learn(self, session: AsyncSession, device, plugin: VendorPlugin, ua: UserAgentInfo | None,
                      client_ip: str) -> None:
