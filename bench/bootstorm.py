@@ -110,7 +110,9 @@ async def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="deskprov-bench-"))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DESKPROV_")},
-           "DESKPROV_DATA_DIR": str(work), "DESKPROV_LOG_LEVEL": "WARNING"}
+           "DESKPROV_DATA_DIR": str(work), "DESKPROV_LOG_LEVEL": "WARNING",
+           # every simulated phone comes from 127.0.0.1; real phones each have their own address
+           "DESKPROV_GUARD_MAX_CONCURRENT_PER_SOURCE": str(args.concurrency + 10)}
     text, devices = org_yaml(args.phones)
     (work / "org.yaml").write_text(text)
     t0 = time.perf_counter()

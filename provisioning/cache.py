@@ -33,6 +33,8 @@ class RenderedFile:
 @dataclass(frozen=True)
 class Refusal:
     reason: str
+    #: counts towards the requesting source's ban (see provisioning/guard.py)
+    suspicious: bool = False
 
 
 class ConfigCache:

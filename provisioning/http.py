@@ -18,8 +18,11 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     provisioner = request.app[PROVISIONER]
     outcome = await provisioner.fetch(
         request.path, user_agent=request.headers.get("User-Agent"),
-        client_ip=request.remote or "", transport="http",
+        client_ip=_client(request), transport="http",
     )
+    if outcome.status:
+        return web.Response(status=outcome.status, text=f"{outcome.reason}\n",
+                            headers={"Retry-After": str(outcome.retry_after)})
     if outcome.static_path is not None:
         return web.FileResponse(outcome.static_path, headers={"Cache-Control": "public, max-age=3600"})
     if outcome.file is None:
@@ -29,6 +32,11 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     if rendered.etag in _etags(request.headers.get("If-None-Match", "")):
         return web.Response(status=304, headers=headers)
     return web.Response(body=rendered.body, headers={**headers, "Content-Type": rendered.content_type})
+
+
+def _client(request: web.Request) -> str:
+    guard = request.app[PROVISIONER].guard
+    return guard.client_address(request.remote or "", request.headers.get("X-Forwarded-For"))
 
 
 def _etags(header: str) -> set[str]:
@@ -41,7 +49,7 @@ async def _upload(request: web.Request) -> web.StreamResponse:
     data = await request.read()
     try:
         outcome = await provisioner.store(request.path, data, user_agent=request.headers.get("User-Agent"),
-                                          client_ip=request.remote or "")
+                                          client_ip=_client(request))
     except UploadError as exc:
         return web.Response(status=507, text=f"{exc.strerror}\n")
     if not outcome.found:

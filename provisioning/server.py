@@ -43,6 +43,7 @@ class Server:
         self.api_port = 0
         self.tftp_port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._housekeeping: asyncio.Task | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -59,6 +60,13 @@ class Server:
         await self.tftp.start()
         self.tftp_port = self.tftp.port
         log.info("phone TFTP listening on %s:%d", s.host, self.tftp_port)
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
+
+    async def _housekeep(self, interval: float = 60.0) -> None:
+        """Periodic chores that keep memory bounded under a scan."""
+        while True:
+            await asyncio.sleep(interval)
+            self.provisioner.guard.sweep()
 
     async def _listen(self, app: web.Application, port: int) -> int:
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
@@ -83,6 +91,9 @@ class Server:
         return None
 
     async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
         if self.tftp is not None:
             await self.tftp.stop()
         for runner in reversed(self._runners):

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from provisioning.cache import ConfigCache, RenderedFile, Refusal
+from provisioning.guard import GuardSettings, SourceGuard, parse_networks
 from provisioning.render import build_device_context, common_context, load_device
 from provisioning.settings import Settings
 from provisioning.templating import PhoneTemplates
@@ -60,6 +61,12 @@ class Outcome:
     reason: str = ""
     vendor: str | None = None
     mac: str | None = None
+    #: a refusal that looks like probing (unknown MAC, another device's file, a hostile path):
+    #: these count towards the source's ban; a phone asking for optional files does not
+    suspicious: bool = False
+    #: 429 (banned) or 503 (over its concurrency share) instead of a plain "not found"
+    status: int = 0
+    retry_after: int = 0
 
     @property
     def found(self) -> bool:
@@ -77,6 +84,12 @@ class Provisioner:
         self._hints: dict[str, tuple[str, str, float]] = {}
         self._static_root = settings.tftp_root.resolve()
         self.uploads = UploadStore(settings.data_dir / "uploads")
+        self.guard = SourceGuard(GuardSettings(
+            refusal_burst=settings.guard_refusal_burst, refusal_window=settings.guard_refusal_window,
+            ban_seconds=settings.guard_ban_seconds,
+            max_concurrent_per_source=settings.guard_max_concurrent_per_source,
+            trusted_proxies=parse_networks(settings.trusted_proxies.split(",")),
+        ), log=log)
 
     # -- identification ------------------------------------------------------------------------
     @staticmethod
@@ -104,19 +117,27 @@ class Provisioner:
 
     # -- serving -------------------------------------------------------------------------------
     async def fetch(self, raw_path: str, *, user_agent: str | None, client_ip: str, transport: str) -> Outcome:
-        outcome = await self._fetch(raw_path, user_agent, client_ip)
+        verdict = self.guard.admit(client_ip)
+        if not verdict.allowed:
+            return Outcome(reason=verdict.reason, status=verdict.status, retry_after=verdict.retry_after)
+        try:
+            outcome = await self._fetch(raw_path, user_agent, client_ip)
+        finally:
+            self.guard.release(client_ip)
         if outcome.found:
             log.debug("%s %s to %s", transport, raw_path, client_ip)
         else:
             log.info("refused %s %r from %s (UA %r): %s", transport, raw_path[:300], client_ip,
                      (user_agent or "")[:200], outcome.reason)
+            if outcome.suspicious:
+                self.guard.refused(client_ip, outcome.reason)
         return outcome
 
     async def _fetch(self, raw_path: str, user_agent: str | None, client_ip: str) -> Outcome:
         try:
             path = clean_path(raw_path)
         except BadPath as exc:
-            return Outcome(reason=str(exc))
+            return Outcome(reason=str(exc), suspicious=True)
         filename = path.rsplit("/", 1)[-1]
         ua = self.identify_user_agent(user_agent)
         request = self._choose(self._candidates(filename), ua)
@@ -124,7 +145,7 @@ class Provisioner:
             return self._static(path)
         if ua is not None and ua.mac and request.mac and ua.mac != request.mac:
             return Outcome(reason=f"MAC in path {request.mac} is not the User-Agent's {ua.mac}",
-                           vendor=request.vendor)
+                           vendor=request.vendor, suspicious=True)
         if request.kind is FileKind.common:
             if request.model:
                 self._hints[client_ip] = (request.vendor, request.model, time.monotonic())
@@ -209,7 +230,7 @@ class Provisioner:
         async with self.sessions() as session:
             device = await load_device(session, mac)
             if device is None:
-                return Refusal("unknown MAC"), deps
+                return Refusal("unknown MAC", suspicious=True), deps
             deps.add(("device", device.id))
             if device.organization is None or not device.lines:
                 return Refusal("device is not bound to a user"), deps
@@ -244,7 +265,8 @@ class Provisioner:
 
     def _outcome(self, entry: RenderedFile | Refusal, request: FileRequest) -> Outcome:
         if isinstance(entry, Refusal):
-            return Outcome(reason=entry.reason, vendor=request.vendor, mac=request.mac)
+            return Outcome(reason=entry.reason, vendor=request.vendor, mac=request.mac,
+                           suspicious=entry.suspicious)
         return Outcome(file=entry, vendor=request.vendor, mac=request.mac)
 
     def _static(self, path: str) -> Outcome:

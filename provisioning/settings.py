@@ -42,6 +42,14 @@ class Settings:
     #: per device within +-resync_jitter_minutes so a fleet never polls in step.
     resync_interval_minutes: int = 1440
     resync_jitter_minutes: int = 120
+    #: Enumeration defence (provisioning/guard.py): refusals of one source within the window that
+    #: get it banned, for how long, and how many requests one source may have in flight.
+    guard_refusal_burst: int = 60
+    guard_refusal_window: int = 60
+    guard_ban_seconds: int = 300
+    guard_max_concurrent_per_source: int = 32
+    #: Reverse proxies (comma-separated CIDRs) whose X-Forwarded-For names the real client.
+    trusted_proxies: str = ""
     #: Largest file a device may upload (Poly local settings, logs); bigger ones get 413.
     max_upload_bytes: int = 1024 * 1024
     log_level: str = "INFO"
