@@ -1,0 +1,1 @@
+"""Call routing: a discrete-event engine on a virtual clock, endpoints, and routing lint."""
