@@ -81,7 +81,7 @@ def reason_phrase(status: int) -> str:
 
 def canonical_header(name: str) -> str:
     """Lookup key for a header name: lowercase, compact form expanded (``f`` -> ``from``)."""
-    low = name.strip().lower()
+    low = name.strip(" \t").lower()
     return _COMPACT.get(low, low)
 
 
@@ -257,7 +257,7 @@ class SipResponse(SipMessage):
     def start_line(self) -> str:
         if not 100 <= self.status <= 699 or _BAD_VALUE_CHARS.search(self.reason):
             raise ValueError(f"invalid status line {self.status} {self.reason!r}")
-        return f"{SIP_VERSION} {self.status} {self.reason}".rstrip()
+        return f"{SIP_VERSION} {self.status} {self.reason}".rstrip(" \t")
 
 
 # --------------------------------------------------------------------------- message parsing
@@ -309,7 +309,7 @@ def _parse_message(data: bytes) -> SipRequest | SipResponse:
         parts = start.split(" ", 2)
         if len(parts) < 2 or not re.fullmatch(r"[1-6][0-9][0-9]", parts[1]):
             raise SipParseError("malformed status line")
-        reason = parts[2].strip() if len(parts) == 3 else ""
+        reason = parts[2].strip(" \t") if len(parts) == 3 else ""
         return SipResponse(int(parts[1]), reason, headers, body)
     parts = start.split(" ")
     if len(parts) != 3:
@@ -345,7 +345,7 @@ def _parse_header_lines(lines: list[str]) -> Headers:
 
 
 def _take_body(headers: Headers, rest: bytes) -> bytes:
-    lengths = {v.strip() for v in headers.get_all("Content-Length")}
+    lengths = {v.strip(" \t") for v in headers.get_all("Content-Length")}
     if not lengths:
         return rest  # UDP: the body is the rest of the datagram (RFC 3261 §18.3)
     if len(lengths) > 1:
@@ -397,12 +397,12 @@ def split_header_values(value: str, sep: str = ",") -> list[str]:
         elif ch == ">":
             angle = False
         if ch == sep and not angle:
-            parts.append("".join(buf).strip())
+            parts.append("".join(buf).strip(" \t"))
             buf = []
         else:
             buf.append(ch)
         i += 1
-    parts.append("".join(buf).strip())
+    parts.append("".join(buf).strip(" \t"))
     return [p for p in parts if p]
 
 
@@ -411,11 +411,11 @@ def parse_params(text: str) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for part in split_header_values(text, ";"):
         name, sep, value = part.partition("=")
-        name = name.strip().lower()
+        name = name.strip(" \t").lower()
         if not name or not _is_token(name):
             raise SipParseError(f"malformed parameter {part[:40]!r}")
         if sep:
-            value = value.strip()
+            value = value.strip(" \t")
             if value.startswith('"'):
                 if _scan_quoted(value, 0) != len(value):
                     raise SipParseError("junk after quoted parameter value")
@@ -477,7 +477,7 @@ def _parse_hostport(text: str) -> tuple[str, int | None]:
 
 def parse_uri(text: str) -> SipUri:
     """``sip:user@host:port;params?headers`` (sip/sips only).  The user part stays %-escaped."""
-    text = text.strip()
+    text = text.strip(" \t")
     if len(text) > _MAX_URI:
         raise SipParseError("URI too long")
     scheme, sep, rest = text.partition(":")
@@ -519,7 +519,7 @@ class NameAddr:
 
 def parse_name_addr(value: str) -> NameAddr:
     """From/To/Contact value: ``"Name" <uri>;tag=x``, ``Name <uri>`` or a bare ``uri;tag=x``."""
-    value = value.strip()
+    value = value.strip(" \t")
     if not value:
         raise SipParseError("empty address")
     i, lt = 0, -1
@@ -535,14 +535,14 @@ def parse_name_addr(value: str) -> NameAddr:
         gt = value.find(">", lt)
         if gt < 0:
             raise SipParseError("unterminated <uri>")
-        display = _unquote(value[:lt].strip()) or None
-        uri, params = value[lt + 1: gt].strip(), value[gt + 1:].strip()
+        display = _unquote(value[:lt].strip(" \t")) or None
+        uri, params = value[lt + 1: gt].strip(" \t"), value[gt + 1:].strip(" \t")
         if params and not params.startswith(";"):
             raise SipParseError("junk after <uri>")
     else:
         display = None
         uri, _, params = value.partition(";")
-        uri = uri.strip()
+        uri = uri.strip(" \t")
     if not _URI.fullmatch(uri) or len(uri) > _MAX_URI:
         raise SipParseError("malformed address URI")
     return NameAddr(display, uri, parse_params(params) if params else {})
@@ -566,13 +566,13 @@ class Via:
 
 def parse_via(value: str) -> Via:
     """One Via value: ``SIP/2.0/UDP host:port;branch=...;rport``."""
-    value = value.strip()
+    value = value.strip(" \t")
     proto, _, rest = value.partition(" ")
-    parts = [p.strip() for p in proto.split("/")]
+    parts = [p.strip(" \t") for p in proto.split("/")]
     if len(parts) != 3 or parts[0].upper() != "SIP" or parts[1] != "2.0" or not _is_token(parts[2]):
         raise SipParseError("malformed Via protocol")
-    sent_by, _, params = rest.strip().partition(";")
-    host, port = _parse_hostport(sent_by.strip())
+    sent_by, _, params = rest.strip(" \t").partition(";")
+    host, port = _parse_hostport(sent_by.strip(" \t"))
     return Via(parts[2].upper(), host, port, parse_params(params) if params else {})
 
 
@@ -589,7 +589,7 @@ def parse_cseq(value: str) -> tuple[int, str]:
 def parse_event(value: str) -> tuple[str, dict[str, str | None]]:
     """``ua-profile;profile-type="device";vendor=x`` -> ``("ua-profile", {...})``; type lowercased."""
     kind, _, params = value.partition(";")
-    kind = kind.strip().lower()
+    kind = kind.strip(" \t").lower()
     if not _is_token(kind):
         raise SipParseError("malformed Event type")
     return kind, parse_params(params) if params else {}
@@ -597,16 +597,16 @@ def parse_event(value: str) -> tuple[str, dict[str, str | None]]:
 
 def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
     """``Digest realm="x", nonce="y", qop="auth"`` -> ``("digest", {"realm": "x", ...})``."""
-    scheme, _, rest = value.strip().partition(" ")
+    scheme, _, rest = value.strip(" \t").partition(" ")
     if not _is_token(scheme):
         raise SipParseError("malformed auth scheme")
     out: dict[str, str] = {}
     for part in split_header_values(rest):
         name, sep, val = part.partition("=")
-        name = name.strip().lower()
+        name = name.strip(" \t").lower()
         if not sep or not _is_token(name):
             raise SipParseError("malformed auth parameter")
-        val = val.strip()
+        val = val.strip(" \t")
         if val.startswith('"'):
             if _scan_quoted(val, 0) != len(val):
                 raise SipParseError("junk after quoted auth value")
@@ -678,7 +678,7 @@ def build_digest_authorization(challenge: str, *, username: str, password: str, 
     realm, nonce = params.get("realm"), params.get("nonce")
     if realm is None or nonce is None:
         raise SipParseError("digest challenge without realm or nonce")
-    offered = [q.strip().lower() for q in params.get("qop", "").split(",") if q.strip()]
+    offered = [q.strip(" \t").lower() for q in params.get("qop", "").split(",") if q.strip(" \t")]
     if offered and "auth" not in offered:
         raise SipParseError("digest challenge offers no qop=auth")
     qop = "auth" if offered else None

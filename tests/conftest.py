@@ -9,6 +9,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# CI must be reproducible: the same examples every run. Developers' runs stay random and find more.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 from provisioning.orgfile import import_text
 from provisioning.server import Server
