@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from provisioning.certs import mac_from_certificate
 from provisioning.serving import Provisioner
 from provisioning.uploads import UploadError
 
@@ -18,7 +19,8 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     provisioner = request.app[PROVISIONER]
     outcome = await provisioner.fetch(
         request.path, user_agent=request.headers.get("User-Agent"),
-        client_ip=_client(request), transport="http",
+        client_ip=_client(request), transport="https" if request.secure else "http",
+        certificate_mac=_certificate_mac(request),
     )
     if outcome.status:
         return web.Response(status=outcome.status, text=f"{outcome.reason}\n",
@@ -37,6 +39,13 @@ async def _serve(request: web.Request) -> web.StreamResponse:
 def _client(request: web.Request) -> str:
     guard = request.app[PROVISIONER].guard
     return guard.client_address(request.remote or "", request.headers.get("X-Forwarded-For"))
+
+
+def _certificate_mac(request: web.Request) -> str | None:
+    """The MAC in the device's verified TLS client certificate, if it presented one."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return mac_from_certificate(der) if der else None
 
 
 def _etags(header: str) -> set[str]:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from provisioning.cache import ConfigCache
+from provisioning.certs import server_context
 from provisioning.changes import ChangeFeed, Listener, tracked_sessionmaker
 from provisioning.db import make_engine, upgrade
 from provisioning.http import MAX_FIELD, MAX_LINE, make_phone_app
@@ -40,6 +42,7 @@ class Server:
         self._runners: list[web.AppRunner] = []
         self.tftp: TftpService | None = None
         self.http_port = 0
+        self.https_port = 0
         self.api_port = 0
         self.tftp_port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -53,6 +56,14 @@ class Server:
         await self.feed.start()
         self.http_port = await self._listen(make_phone_app(self.provisioner), s.http_port)
         log.info("phone HTTP listening on http://%s:%d/", s.host, self.http_port)
+        if s.tls_cert:
+            context = server_context(Path(s.tls_cert), Path(s.tls_key or s.tls_cert),
+                                     Path(s.tls_client_ca) if s.tls_client_ca else None,
+                                     s.tls_require_client_cert)
+            self.https_port = await self._listen(make_phone_app(self.provisioner), s.https_port, context)
+            log.info("phone HTTPS listening on https://%s:%d/%s", s.host, self.https_port,
+                     " (client certificates " + ("required" if s.tls_require_client_cert else "accepted") + ")"
+                     if s.tls_client_ca else "")
         if self._admin_app is not None:
             self.api_port = await self._listen(self._admin_app(self), s.api_port)
             log.info("admin API listening on http://%s:%d/api/v1/", s.host, self.api_port)
@@ -68,11 +79,11 @@ class Server:
             await asyncio.sleep(interval)
             self.provisioner.guard.sweep()
 
-    async def _listen(self, app: web.Application, port: int) -> int:
+    async def _listen(self, app: web.Application, port: int, ssl_context=None) -> int:
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                                max_line_size=MAX_LINE, max_field_size=MAX_FIELD)
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.host, port)
+        site = web.TCPSite(runner, self.settings.host, port, ssl_context=ssl_context)
         await site.start()
         self._runners.append(runner)
         return runner.addresses[0][1]

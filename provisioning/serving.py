@@ -116,12 +116,14 @@ class Provisioner:
         return candidates[0] if candidates else None
 
     # -- serving -------------------------------------------------------------------------------
-    async def fetch(self, raw_path: str, *, user_agent: str | None, client_ip: str, transport: str) -> Outcome:
+    async def fetch(self, raw_path: str, *, user_agent: str | None, client_ip: str, transport: str,
+                    certificate_mac: str | None = None) -> Outcome:
+        """Answer one request. ``certificate_mac`` is the MAC a verified TLS client certificate names."""
         verdict = self.guard.admit(client_ip)
         if not verdict.allowed:
             return Outcome(reason=verdict.reason, status=verdict.status, retry_after=verdict.retry_after)
         try:
-            outcome = await self._fetch(raw_path, user_agent, client_ip)
+            outcome = await self._fetch(raw_path, user_agent, client_ip, certificate_mac)
         finally:
             self.guard.release(client_ip)
         if outcome.found:
@@ -133,7 +135,8 @@ class Provisioner:
                 self.guard.refused(client_ip, outcome.reason)
         return outcome
 
-    async def _fetch(self, raw_path: str, user_agent: str | None, client_ip: str) -> Outcome:
+    async def _fetch(self, raw_path: str, user_agent: str | None, client_ip: str,
+                     certificate_mac: str | None = None) -> Outcome:
         try:
             path = clean_path(raw_path)
         except BadPath as exc:
@@ -145,6 +148,9 @@ class Provisioner:
             return self._static(path)
         if ua is not None and ua.mac and request.mac and ua.mac != request.mac:
             return Outcome(reason=f"MAC in path {request.mac} is not the User-Agent's {ua.mac}",
+                           vendor=request.vendor, suspicious=True)
+        if certificate_mac and request.mac and request.mac != certificate_mac:
+            return Outcome(reason=f"client certificate is for {certificate_mac}, not {request.mac}",
                            vendor=request.vendor, suspicious=True)
         if request.kind is FileKind.common:
             if request.model:

@@ -48,11 +48,29 @@ class Settings:
     guard_refusal_window: int = 60
     guard_ban_seconds: int = 300
     guard_max_concurrent_per_source: int = 32
+    #: HTTPS for phones: on when a certificate is given. With ``tls_client_ca`` (a file or a
+    #: directory of the vendors' CA bundles) devices may present their factory certificate, and
+    #: must when ``tls_require_client_cert`` is set; a device then gets only its own files.
+    https_port: int = 8443
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    tls_require_client_cert: bool = False
     #: Reverse proxies (comma-separated CIDRs) whose X-Forwarded-For names the real client.
     trusted_proxies: str = ""
     #: Largest file a device may upload (Poly local settings, logs); bigger ones get 413.
     max_upload_bytes: int = 1024 * 1024
     log_level: str = "INFO"
+    #: Admin API sessions: a browser-session cookie lasts at most this many hours on the server,
+    #: "keep me logged in" this many days.
+    session_hours: int = 12
+    remember_days: int = 30
+    #: Mark the session cookie Secure (on whenever the admin side is served over HTTPS).
+    cookie_secure: bool = False
+    #: How often the housekeeping task runs (deactivation dates, expired sessions).
+    housekeeping_seconds: int = 60
+    #: Largest profile picture accepted (bigger ones get 413).
+    max_picture_bytes: int = 2 * 1024 * 1024
 
     @property
     def database_url(self) -> str:
@@ -84,8 +102,24 @@ def _coerce(name: str, value: Any) -> Any:
             if name.endswith("_port") and not 0 <= number <= 65535:
                 raise SettingsError(f"{name} must be a port number 0-65535, not {value!r}")
             return number
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise SettingsError(f"{name} must be true or false, not {value!r}")
         if kind == "Path":
             return Path(value).expanduser().resolve()
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return text in ("1", "true", "yes", "on")
     except (TypeError, ValueError) as exc:
         if isinstance(exc, SettingsError):
             raise

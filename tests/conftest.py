@@ -95,3 +95,23 @@ async def import_org(server: Server, text: str) -> None:
     """Import an organisation file into a running server (as `deskprov import` would)."""
     async with server.sessions() as session:
         await import_text(session, text)
+
+
+@pytest.fixture
+async def make_server(tmp_path):
+    """Start servers with particular settings: ``await make_server(https_port=0, ...)``; SQLite
+    unless ``db`` is given. All are stopped at the end of the test."""
+    from api.app import make_admin_app
+
+    started: list[Server] = []
+
+    async def factory(**overrides) -> Server:
+        db = overrides.pop("db", f"sqlite+aiosqlite:///{tmp_path / f'deskprov{len(started)}.sqlite3'}")
+        srv = Server(make_settings(tmp_path, db, **overrides), admin_app=make_admin_app)
+        await srv.start()
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in reversed(started):
+        await srv.stop()
