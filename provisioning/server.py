@@ -16,7 +16,11 @@ from aiohttp import web
 from provisioning.cache import ConfigCache
 from provisioning.certs import server_context
 from provisioning.changes import ChangeFeed, Listener, tracked_sessionmaker
+from provisioning.clock import Clock, SystemClock
 from provisioning.db import make_engine, upgrade
+from provisioning.lifecycle import remove_due_users
+from provisioning.outbox import FileOutbox, Outbox
+from provisioning.pictures import PictureStore
 from provisioning.http import MAX_FIELD, MAX_LINE, make_phone_app
 from provisioning.serving import Provisioner
 from provisioning.settings import Settings
@@ -29,9 +33,16 @@ AdminAppFactory = Callable[["Server"], web.Application]
 
 
 class Server:
-    def __init__(self, settings: Settings, admin_app: AdminAppFactory | None = None) -> None:
+    def __init__(self, settings: Settings, admin_app: AdminAppFactory | None = None, *,
+                 clock: Clock | None = None, outbox: Outbox | None = None) -> None:
         self.settings = settings
         self._admin_app = admin_app
+        #: Every time-driven decision (deactivation, diversions, sessions) reads this clock.
+        self.clock: Clock = clock or SystemClock()
+        #: Where installation SMS/e-mails go (U7); a file outbox under the data dir by default.
+        self.outbox: Outbox = outbox or FileOutbox(settings.data_dir / "outbox")
+        self.pictures = PictureStore(settings.data_dir / "pictures")
+        self._deactivations: asyncio.Task | None = None
         self.cache = ConfigCache()
         self.listeners: list[Listener] = [self.cache.invalidate]
         self.engine = make_engine(settings.database_url)
@@ -54,8 +65,14 @@ class Server:
         self._loop = asyncio.get_running_loop()
         await upgrade(self.engine)
         await self.feed.start()
+        await self.run_deactivations()
+        self._deactivations = asyncio.create_task(self._deactivation_loop(), name="deactivations")
         self.http_port = await self._listen(make_phone_app(self.provisioner), s.http_port)
         log.info("phone HTTP listening on http://%s:%d/", s.host, self.http_port)
+        if not s.public_url and s.http_port == 0:
+            # An ephemeral port (tests): files that link to other files must name the real one.
+            self.settings = s = s.replace(public_url=f"http://{s.host}:{self.http_port}/")
+            self.provisioner.use_settings(s)
         if s.tls_cert:
             context = server_context(Path(s.tls_cert), Path(s.tls_key or s.tls_cert),
                                      Path(s.tls_client_ca) if s.tls_client_ca else None,
@@ -101,7 +118,27 @@ class Server:
             return await asyncio.to_thread(outcome.static_path.read_bytes)
         return None
 
+    async def run_deactivations(self) -> list[int]:
+        """Remove users whose deactivation date has come (by this server's clock), purge expired
+        sessions; returns the removed users' ids. Runs at start and every deactivation_check_seconds."""
+        async with self.sessions() as session:
+            return await remove_due_users(session, self.clock.now())
+
+    async def _deactivation_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.deactivation_check_seconds)
+            try:
+                await self.run_deactivations()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly away; try again next round
+                log.warning("deactivation run failed", exc_info=True)
+
     async def stop(self) -> None:
+        if self._deactivations is not None:
+            self._deactivations.cancel()
+            await asyncio.gather(self._deactivations, return_exceptions=True)
+            self._deactivations = None
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             await asyncio.gather(self._housekeeping, return_exceptions=True)

@@ -32,6 +32,7 @@ _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._+@-]+$")
 #: Cache key "file name" under which a device's render snapshot is kept (never a real file name:
 #: clean_path refuses the NUL byte).
 SNAPSHOT = "\0snapshot"
+VENDOR = "\0vendor"
 #: How long a per-model common file request from an address tells us the model of the
 #: device behind that address (TFTP has no User-Agent; the model comes from the file name).
 HINT_SECONDS = 120.0
@@ -91,6 +92,12 @@ class Provisioner:
             trusted_proxies=parse_networks(settings.trusted_proxies.split(",")),
         ), log=log)
 
+    def use_settings(self, settings: Settings) -> None:
+        """Switch to new settings (e.g. the real port once bound); everything rendered is redone."""
+        self.settings = settings
+        self._common = common_context(settings)
+        self.cache.clear()
+
     # -- identification ------------------------------------------------------------------------
     @staticmethod
     def identify_user_agent(user_agent: str | None) -> UserAgentInfo | None:
@@ -114,6 +121,19 @@ class Provisioner:
                 if c.mac and BY_NAME[c.vendor].owns_mac(c.mac):
                     return c
         return candidates[0] if candidates else None
+
+    async def _choose_by_device(self, candidates: list[FileRequest], chosen: FileRequest) -> FileRequest:
+        """Several vendors ask for this name (``<MAC>.xml``, ``<mac>.cfg``) and nothing in the
+        request tells which one is asking: the vendor recorded for the device decides."""
+        key = ("", chosen.mac, VENDOR)
+        vendor = self.cache.get(key)
+        if vendor is None:
+            async with self.sessions() as session:
+                device = await load_device(session, chosen.mac)
+            vendor = Refusal("unknown") if device is None or device.vendor is None else device.vendor
+            deps = {("mac", chosen.mac)} | ({("device", device.id)} if device is not None else set())
+            self.cache.put(key, vendor, deps)
+        return next((c for c in candidates if c.vendor == vendor), chosen)
 
     # -- serving -------------------------------------------------------------------------------
     async def fetch(self, raw_path: str, *, user_agent: str | None, client_ip: str, transport: str,
@@ -143,9 +163,13 @@ class Provisioner:
             return Outcome(reason=str(exc), suspicious=True)
         filename = path.rsplit("/", 1)[-1]
         ua = self.identify_user_agent(user_agent)
-        request = self._choose(self._candidates(filename), ua)
+        candidates = self._candidates(filename)
+        request = self._choose(candidates, ua)
         if request is None:
             return self._static(path)
+        if ua is None and request.mac and len({c.vendor for c in candidates}) > 1 \
+                and not BY_NAME[request.vendor].owns_mac(request.mac):
+            request = await self._choose_by_device(candidates, request)
         if ua is not None and ua.mac and request.mac and ua.mac != request.mac:
             return Outcome(reason=f"MAC in path {request.mac} is not the User-Agent's {ua.mac}",
                            vendor=request.vendor, suspicious=True)
@@ -226,23 +250,27 @@ class Provisioner:
         cached = self.cache.get(key)
         if cached is not None:
             return cached, self.cache.deps(key)
-        snapshot, deps = await self._load_snapshot(request, ua, client_ip)
-        self.cache.put(key, snapshot, deps)
+        snapshot, deps, complete = await self._load_snapshot(request, ua, client_ip)
+        if complete:
+            # A device whose model is still unknown is read again on its next request: the file
+            # names it asks for next (a per-model common file) may yet tell its model.
+            self.cache.put(key, snapshot, deps)
         return snapshot, deps
 
     async def _load_snapshot(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str):
+        """(snapshot or refusal, dependencies, whether it is final enough to cache)."""
         mac = request.mac
         deps = {("mac", mac)}
         async with self.sessions() as session:
             device = await load_device(session, mac)
             if device is None:
-                return Refusal("unknown MAC", suspicious=True), deps
+                return Refusal("unknown MAC", suspicious=True), deps, True
             deps.add(("device", device.id))
             if device.organization is None or not device.lines:
-                return Refusal("device is not bound to a user"), deps
+                return Refusal("device is not bound to a user"), deps, True
             plugin = BY_NAME[request.vendor]
             if device.vendor and device.vendor != plugin.name:
-                return Refusal(f"device is a {device.vendor}, not a {plugin.name}"), deps
+                return Refusal(f"device is a {device.vendor}, not a {plugin.name}"), deps, True
             if device.vendor is None or device.model is None:
                 await self._learn(session, device, plugin, ua, client_ip)
             model = plugin.find_model(device.model)
@@ -251,7 +279,7 @@ class Provisioner:
                             mac, device.model, plugin.display_name)
                 model = plugin.generic_model()
             snapshot = await build_device_context(session, device, model, self.settings)
-        return snapshot, deps | snapshot.deps
+        return snapshot, deps | snapshot.deps, device.model is not None
 
     async def _learn(self, session: AsyncSession, device, plugin: VendorPlugin, ua: UserAgentInfo | None,
                      client_ip: str) -> None:

@@ -132,6 +132,8 @@ class PhoneState:
     timezone_name: str | None = None
     language: str | None = None  # phone GUI language
     web_language: str | None = None  # web UI language
+    #: directory entries the phone loaded (remote/central phonebooks): {"name", "numbers", "book"}
+    contacts: list[dict[str, Any]] = field(default_factory=list)
     fetched: list[Fetch] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)  # files parsed and applied, in order
     errors: list[str] = field(default_factory=list)
@@ -157,6 +159,7 @@ class PhoneState:
             "timezone_name": self.timezone_name,
             "language": self.language,
             "web_language": self.web_language,
+            "contacts": [dict(c) for c in self.contacts],
             "fetched": [f.to_dict() for f in self.fetched],
             "applied": list(self.applied),
             "errors": list(self.errors),

@@ -10,6 +10,18 @@ Follows the researched vendor facts in ``shared/reference/vendors.md`` section 1
   ``y0000000000XX.cfg`` and then ``<mac>.cfg``.  Later files override earlier.
 * Files are flat ``key = value`` text whose first line must be
   ``#!version:1.0.0.1``; ``%NULL%`` resets a parameter to its default.
+* After the configuration files, the phone loads each remote phone book
+  ``remote_phonebook.data.N.url`` (N = 1..5, absolute URL) and parses it as a
+  Yealink remote XML phone book: ``<YealinkIPPhoneDirectory>`` with
+  ``<DirectoryEntry><Name/><Telephone/>...</DirectoryEntry>`` (or the menu form
+  ``<YealinkIPPhoneBook><Menu Name><Unit Name Phone1 Phone2 Phone3/>``).
+  Entries land in ``PhoneState.contacts`` as ``{"name", "numbers", "book"}``.
+* DECT bases (W-series): account N belongs to handset M when M's
+  ``handset.M.incoming_lines`` lists N; the profile checks each handset only
+  uses enabled accounts and warns otherwise.
+* Capacities: keys programmed beyond the model's line keys, on a module the
+  model cannot drive, or beyond a module's keys are reported as warnings (the
+  phone ignores them).
 
 The parser is our own and deliberately strict where a real phone would reject
 a file, so server bugs show up as ``PhoneState.errors``.
@@ -18,6 +30,7 @@ a file, so server bugs show up as ``PhoneState.errors``.
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from simulators.phone import Account, BootContext, Key, PhoneProfile, PhoneState, register_profile
@@ -28,6 +41,7 @@ __all__ = [
     "ParsedFile",
     "YealinkProfile",
     "parse_config",
+    "parse_phonebook",
 ]
 
 VERSION_LINE = "#!version:1.0.0.1"
@@ -52,7 +66,46 @@ COMMON_CODES: dict[str, int] = {
     "T34W": 171, "T31W": 172, "T44W": 174, "AX83H": 180, "AX86R": 182,
     "T73W": 183, "T74W": 184, "T73U": 186, "T74U": 187, "T77U": 188,
     "T88V": 192, "T88W": 192, "T85W": 196, "T87W": 197,
+    # W80/W90 DECT managers and bases: the firmware prefix of their User-Agents (inferred)
+    "W80B": 103, "W80DM": 103, "W90": 130, "W90DM": 130, "W90B": 130,
 }  # fmt: skip
+
+#: Programmable line keys per model (Yealink admin guide ``linekey.X`` ranges):
+#: models missing here are not checked.
+LINE_KEYS: dict[str, int] = {
+    "T19P_E2": 0, "T21P_E2": 2, "T23P": 3, "T23G": 3, "T27P": 21, "T27G": 21, "T29G": 27,
+    "T31G": 2, "T33G": 4, "T40P": 3, "T40G": 3, "T41P": 15, "T41S": 15, "T42G": 15, "T42S": 15,
+    "T42U": 15, "T43U": 21, "T46G": 27, "T46S": 27, "T46U": 27, "T48G": 29, "T48S": 29, "T48U": 29,
+    "T52S": 21, "T53": 21, "T53W": 21, "T54S": 27, "T54W": 27, "T57W": 29, "T58A": 27,
+    "CP860": 0, "CP920": 0, "CP925": 0, "CP960": 0, "CP965": 0,
+    "W52P": 0, "W56P": 0, "W60B": 0, "W70B": 0, "W80B": 0, "W80DM": 0, "W90": 0, "W90DM": 0,
+}  # fmt: skip
+
+#: Expansion module a model drives: (module name, keys per module, modules at most, keys that
+#: cannot be programmed).  EXP20 key 21 switches pages ("Ext key 21 cannot be configured").
+_EXP20 = ("EXP20", 40, 6, frozenset({21}))
+_EXP40 = ("EXP40", 40, 6, frozenset())
+_EXP43 = ("EXP43", 60, 3, frozenset())
+_EXP50 = ("EXP50", 60, 3, frozenset())
+EXPANSION: dict[str, tuple[str, int, int, frozenset[int]]] = {
+    "T27P": _EXP20, "T27G": _EXP20, "T29G": _EXP20,
+    "T46G": _EXP40, "T46S": _EXP40, "T48G": _EXP40, "T48S": _EXP40,
+    "T43U": _EXP43, "T46U": _EXP43, "T48U": _EXP43,
+    "T52S": _EXP50, "T53": _EXP50, "T53W": _EXP50, "T54S": _EXP50, "T54W": _EXP50, "T57W": _EXP50,
+    "T58A": _EXP50,
+}  # fmt: skip
+
+#: SIP accounts per model; models missing here are not checked.
+ACCOUNTS: dict[str, int] = {
+    "T19P_E2": 1, "T21P_E2": 2, "T23G": 3, "T27G": 6, "T29G": 16, "T31G": 2, "T33G": 4,
+    "T40P": 3, "T40G": 3, "T41P": 6, "T41S": 6, "T42G": 12, "T42S": 12, "T42U": 12, "T43U": 12,
+    "T46G": 16, "T46S": 16, "T46U": 16, "T48G": 16, "T48S": 16, "T48U": 16,
+    "T52S": 12, "T53": 12, "T53W": 12, "T54S": 16, "T54W": 16, "T57W": 16, "T58A": 16,
+    "CP920": 1, "W52P": 5, "W56P": 5, "W60B": 8, "W70B": 10,
+}  # fmt: skip
+
+#: How many remote phone books a phone takes (``remote_phonebook.data.X``, X = 1..5).
+REMOTE_PHONEBOOKS = 5
 
 #: ``linekey.N.type`` codes -> neutral key types (vendors.md 1.4).
 KEY_TYPE_CODES: dict[int, str] = {
@@ -72,6 +125,7 @@ _INCLUDE_RE = re.compile(r'^include:config\s+(?:"([^"]*)"|<([^>]*)>|(\S+))\s*$')
 _ACCOUNT_RE = re.compile(r"^account\.(\d+)\.(.+)$")
 _LINEKEY_RE = re.compile(r"^(linekey|memorykey)\.(\d+)\.([a-z_]+)$")
 _EXPKEY_RE = re.compile(r"^expansion_module\.(\d+)\.key\.(\d+)\.([a-z_]+)$")
+_HANDSET_RE = re.compile(r"^handset\.(\d+)\.([a-z_]+)$")
 
 
 class ConfigError(ValueError):
@@ -129,6 +183,42 @@ def parse_config(text: str, *, boot: bool = False) -> ParsedFile:
             continue
         out.settings.append((key, value.strip()))
     return out
+
+
+class PhonebookError(ValueError):
+    """A remote phone book the phone cannot read (not XML, or not a Yealink phone book)."""
+
+
+def parse_phonebook(data: bytes) -> list[dict[str, object]]:
+    """Parse a Yealink remote XML phone book into ``[{"name", "numbers"}]``.
+
+    Two forms exist: the directory object ``<YealinkIPPhoneDirectory>`` with
+    ``<DirectoryEntry><Name>..</Name><Telephone>..</Telephone>*</DirectoryEntry>``
+    and the menu form ``<YealinkIPPhoneBook><Menu Name=".."><Unit Name=".." Phone1=".."
+    Phone2=".." Phone3=".."/></Menu></YealinkIPPhoneBook>``.  Element names are
+    case-sensitive, as on the phone; an entry without a name or a number is
+    skipped (the phone would show nothing useful for it).
+    """
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise PhonebookError(f"not well-formed XML: {exc}") from None
+    entries: list[dict[str, object]] = []
+    if root.tag == "YealinkIPPhoneDirectory":
+        for entry in root.findall("DirectoryEntry"):
+            name = (entry.findtext("Name") or "").strip()
+            numbers = [t.text.strip() for t in entry.findall("Telephone") if t.text and t.text.strip()]
+            if name and numbers:
+                entries.append({"name": name, "numbers": numbers})
+    elif root.tag == "YealinkIPPhoneBook":
+        for unit in root.iter("Unit"):
+            name = (unit.get("Name") or "").strip()
+            numbers = [v.strip() for k in ("Phone1", "Phone2", "Phone3") if (v := unit.get(k)) and v.strip()]
+            if name and numbers:
+                entries.append({"name": name, "numbers": numbers})
+    else:
+        raise PhonebookError(f"root element <{root.tag}> is not a Yealink phone book")
+    return entries
 
 
 @register_profile
@@ -192,6 +282,10 @@ class YealinkProfile(PhoneProfile):
     # --- boot sequence ---------------------------------------------------
 
     async def boot(self, ctx: BootContext) -> None:
+        await self._configure(ctx)
+        await self._load_phonebooks(ctx)
+
+    async def _configure(self, ctx: BootContext) -> None:
         major = self.firmware_major
         if major is None:
             ctx.error(f"cannot read firmware version {self.firmware!r}; using the legacy boot order")
@@ -200,6 +294,28 @@ class YealinkProfile(PhoneProfile):
                 if await self._boot_via(ctx, boot_name):
                     return
         await self._legacy_boot(ctx)
+
+    async def _load_phonebooks(self, ctx: BootContext) -> None:
+        """Fetch and parse every configured remote phone book, in index order."""
+        settings = ctx.state.settings
+        for index in range(1, REMOTE_PHONEBOOKS + 1):
+            url = settings.get(f"remote_phonebook.data.{index}.url", "").strip()
+            if not url:
+                continue
+            if "://" not in url:
+                ctx.warn(f"remote_phonebook.data.{index}.url {url!r} is not an absolute URL; fetched anyway")
+            book = settings.get(f"remote_phonebook.data.{index}.name", "") or f"Remote Phone Book {index}"
+            data = await ctx.fetch(url)
+            if data is None:
+                ctx.error(f"remote phone book {index} ({url}) could not be loaded")
+                continue
+            try:
+                entries = parse_phonebook(data)
+            except PhonebookError as exc:
+                ctx.error(f"remote phone book {index} ({url}): {exc}")
+                continue
+            ctx.state.contacts.extend({**entry, "book": book} for entry in entries)
+            ctx.state.applied.append(url)
 
     async def _boot_via(self, ctx: BootContext, boot_name: str) -> bool:
         """Fetch a boot file and its includes; False if it is missing or unusable."""
@@ -266,10 +382,64 @@ class YealinkProfile(PhoneProfile):
         s = state.settings
         self._accounts(state)
         self._keys(state)
+        self._check_capacity(state)
+        self._check_handsets(state)
         state.timezone = s.get("local_time.time_zone")
         state.timezone_name = s.get("local_time.time_zone_name")
         state.language = s.get("lang.gui")
         state.web_language = s.get("lang.wui")
+
+    def _check_capacity(self, state: PhoneState) -> None:
+        """Warn about accounts and keys the model does not have (the phone ignores them)."""
+        accounts = ACCOUNTS.get(self.model)
+        if accounts is not None:
+            for index, acc in state.accounts.items():
+                if index > accounts and acc.enabled:
+                    state.warnings.append(f"account.{index}: a {self.model} has accounts 1-{accounts}")
+        line_keys = LINE_KEYS.get(self.model)
+        expansion = EXPANSION.get(self.model)
+        for (module, slot), key in state.keys.items():
+            if key.type == "none" or key.source.startswith("memorykey"):
+                continue
+            if module == 0:
+                if line_keys is not None and slot > line_keys:
+                    state.warnings.append(f"{key.source}: a {self.model} has line keys 1-{line_keys}")
+            elif line_keys is not None or expansion is not None:
+                if expansion is None:
+                    state.warnings.append(f"{key.source}: a {self.model} drives no expansion module")
+                    continue
+                name, keys, modules, unusable = expansion
+                if module > modules:
+                    state.warnings.append(f"{key.source}: a {self.model} drives at most {modules} {name}")
+                elif slot > keys or slot in unusable:
+                    state.warnings.append(f"{key.source}: an {name} has no programmable key {slot}")
+
+    @staticmethod
+    def _check_handsets(state: PhoneState) -> None:
+        """DECT: each handset may only use accounts that exist and are enabled."""
+        handsets: dict[int, dict[str, str]] = {}
+        for key, value in state.settings.items():
+            m = _HANDSET_RE.match(key)
+            if m:
+                handsets.setdefault(int(m.group(1)), {})[m.group(2)] = value
+        for number, p in sorted(handsets.items()):
+            lines: dict[str, list[int]] = {}
+            for field_name in ("incoming_lines", "dial_out_lines"):
+                raw = p.get(field_name, "")
+                parts = [x.strip() for x in raw.split(",") if x.strip()]
+                if any(not x.isdigit() for x in parts):
+                    state.warnings.append(f"handset.{number}.{field_name}: not a list of accounts: {raw!r}")
+                    parts = [x for x in parts if x.isdigit()]
+                lines[field_name] = [int(x) for x in parts]
+                for index in lines[field_name]:
+                    acc = state.accounts.get(index)
+                    if acc is None or not acc.enabled:
+                        state.warnings.append(f"handset.{number}.{field_name}: account {index} is not enabled")
+            default = p.get("dial_out_default_line", "")
+            if default and lines["dial_out_lines"] and (not default.isdigit()
+                                                       or int(default) not in lines["dial_out_lines"]):
+                state.warnings.append(f"handset.{number}.dial_out_default_line {default!r} is not one of its "
+                                      f"dial-out lines")
 
     @staticmethod
     def _accounts(state: PhoneState) -> None:

@@ -115,3 +115,13 @@ async def make_server(tmp_path):
     yield factory
     for srv in reversed(started):
         await srv.stop()
+
+
+#: What golden files say phones provision from: fixed, so the files do not depend on the port.
+GOLDEN_URL = "http://prov.example.net/"
+
+
+@pytest.fixture
+async def golden_server(make_server):
+    """A running server (SQLite) whose rendered files are byte-for-byte reproducible."""
+    return await make_server(public_url=GOLDEN_URL)

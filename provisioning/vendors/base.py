@@ -199,9 +199,9 @@ class VendorPlugin(ABC):
             capacity = model.key_capacity(module)
             where = f"key {slot}" if module == 0 else f"expansion module {module} key {slot}"
             if capacity == 0:
-                problems.append(f"{model.vendor} {model.name} has no expansion module {module}")
+                problems.append(f"{self.display_name} {model.name} has no expansion module {module}")
             elif not 1 <= slot <= capacity:
-                problems.append(f"{where}: {model.vendor} {model.name} has keys 1-{capacity} there")
+                problems.append(f"{where}: {self.display_name} {model.name} has keys 1-{capacity} there")
             if key_type not in self.key_codes:
                 problems.append(f"{where}: {self.display_name} phones have no {key_type} key")
         return problems
