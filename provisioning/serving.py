@@ -163,7 +163,9 @@ class Provisioner:
             return Outcome(reason=str(exc), suspicious=True)
         filename = path.rsplit("/", 1)[-1]
         ua = self.identify_user_agent(user_agent)
-        candidates = self._candidates(filename)
+        # Most vendors name the device in the file name; some in a folder (Grandstream's
+        # phonebook folder: pb<mac>/phonebook.xml), so the whole path is the second try.
+        candidates = self._candidates(filename) or self._candidates(path)
         request = self._choose(candidates, ua)
         if request is None:
             return self._static(path)
@@ -204,7 +206,7 @@ class Provisioner:
         except BadPath as exc:
             return Outcome(reason=str(exc))
         ua = self.identify_user_agent(user_agent)
-        request = self._choose(self._candidates(path.rsplit("/", 1)[-1]), ua)
+        request = self._choose(self._candidates(path.rsplit("/", 1)[-1]) or self._candidates(path), ua)
         if request is None or request.kind is not FileKind.upload:
             return Outcome(reason="not a file devices upload")
         if ua is not None and ua.mac and ua.mac != request.mac:
