@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import re
 import zoneinfo
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -50,3 +52,39 @@ def offset_hours(zone: str) -> str:
 def observes_dst(zone: str, year: int = 2026) -> bool:
     tz = zoneinfo.ZoneInfo(zone)
     return any(datetime(year, m, 15, 12, tzinfo=tz).dst() for m in range(1, 13))
+
+
+@dataclass(frozen=True)
+class DstSwitch:
+    """One DST change as phones describe it: the ``week``-th ``weekday`` of ``month`` at ``hour``
+    local time; week 5 means the last one; weekday 0 is Sunday (POSIX ``Mm.w.d/h``)."""
+
+    month: int
+    week: int
+    weekday: int
+    hour: int
+
+    @property
+    def last_in_month(self) -> bool:
+        return self.week == 5
+
+
+_SWITCH = re.compile(r"^M(\d{1,2})\.([1-5])\.([0-6])(?:/(-?\d+)(?::\d+){0,2})?$")
+
+
+def dst_switches(zone: str) -> tuple[DstSwitch, DstSwitch] | None:
+    """(start, end) of DST in the zone's current POSIX rule; None without DST or for the rare
+    day-of-year rule forms (``Jn``, ``n``) that no zone our customers use has."""
+    if not observes_dst(zone):
+        return None
+    parts = posix_tz(zone).split(",")
+    if len(parts) != 3:
+        return None
+    switches = []
+    for text in parts[1:]:
+        match = _SWITCH.match(text)
+        if not match:
+            return None
+        hour = int(match[4]) if match[4] is not None else 2  # POSIX default: 02:00
+        switches.append(DstSwitch(int(match[1]), int(match[2]), int(match[3]), hour))
+    return switches[0], switches[1]

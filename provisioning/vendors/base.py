@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
@@ -199,12 +200,20 @@ class VendorPlugin(ABC):
             capacity = model.key_capacity(module)
             where = f"key {slot}" if module == 0 else f"expansion module {module} key {slot}"
             if capacity == 0:
-                problems.append(f"{self.display_name} {model.name} has no expansion module {module}")
+                problems.append(f"{self.display_name} {model.name} has no programmable keys" if module == 0
+                                else f"{self.display_name} {model.name} has no expansion module {module}")
             elif not 1 <= slot <= capacity:
                 problems.append(f"{where}: {self.display_name} {model.name} has keys 1-{capacity} there")
             if key_type not in self.key_codes:
                 problems.append(f"{where}: {self.display_name} phones have no {key_type} key")
         return problems
+
+
+def jittered_minutes(mac: str, minutes: int) -> int:
+    """A device's resync polling interval: within +-10 % of ``minutes``, stable per MAC, so a
+    fleet restarted together does not poll in step."""
+    spread = max(1, minutes // 10)
+    return max(5, minutes - spread + zlib.crc32(mac.encode()) % (2 * spread + 1))
 
 
 def _model_key(name: str) -> str:

@@ -44,12 +44,11 @@ Swedish organisations get English.
 from __future__ import annotations
 
 import re
-import zlib
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from provisioning.timezones import observes_dst, posix_tz, standard_offset
+from provisioning.timezones import dst_switches, standard_offset
 from provisioning.vendors.base import (
+    jittered_minutes,
     CommonContext,
     DeviceContext,
     ExpansionModule,
@@ -115,17 +114,6 @@ _TRANSPORT = {"udp": 0, "tcp": 1, "tls": 3}
 #: Fanvil's DefaultLanguage codes for current models (Wazo's list); no Swedish: English instead.
 _LANGUAGES = {"en": "en", "de": "de", "fr": "fr", "es": "es", "it": "it", "nl": "nl", "pl": "pl", "pt": "pt",
               "ru": "ru", "tr": "tr", "cs": "cz", "hr": "hr", "sk": "slo", "uk": "ua", "ko": "ko"}
-_RULE = re.compile(r"M(\d+)\.(\d)\.(\d)(?:/(-?\d+))?")
-
-
-@dataclass(frozen=True)
-class _Dst:
-    month: int
-    week: int      # 1-4, -1 = last (new format) / 5 = last (old format)
-    weekday: int   # 0 = Sunday
-    hour: int
-
-
 def fanvil_timezone(zone: str) -> dict:
     """TimeZone (quarter hours), TimeZoneName and the DST switch rules of an IANA zone."""
     quarters = int(standard_offset(zone).total_seconds() // 900)
@@ -136,10 +124,7 @@ def fanvil_timezone(zone: str) -> dict:
         name = f"UTC{int(hours):+d}" if hours > 0 else f"UTC-{abs(int(hours)):02d}"
     else:
         name = f"UTC{hours:+g}"
-    rules = _RULE.findall(posix_tz(zone)) if observes_dst(zone) else []
-    start = end = None
-    if len(rules) == 2:
-        start, end = (_Dst(int(m), int(w), int(d), int(t) if t else 2) for m, w, d, t in rules)
+    start, end = dst_switches(zone) or (None, None)
     return {"quarters": quarters, "name": name, "start": start, "end": end}
 
 
@@ -230,7 +215,7 @@ class Fanvil(VendorPlugin):
             proxy_host, _, proxy_port = (line.outbound_proxy or "").partition(":")
             lines.append((line, proxy_host, proxy_port or (str(line.port) if proxy_host else "")))
         return {
-            **self._common_values(ctx, _jittered(ctx.mac, ctx.resync_minutes), ctx.mac),
+            **self._common_values(ctx, jittered_minutes(ctx.mac, ctx.resync_minutes), ctx.mac),
             "mac": ctx.mac,
             "model": model,
             "lines": lines,
@@ -255,11 +240,6 @@ def _fkey(key) -> dict:
         value += f"{key.pickup_code}{key.value}"
     return {"type": 1, "value": value, "title": key.label}
 
-
-def _jittered(mac: str, minutes: int) -> int:
-    """Spread polling over +-10 % per device, stable across renders (same MAC, same minute)."""
-    spread = max(1, minutes // 10)
-    return max(60, minutes - spread + zlib.crc32(mac.encode()) % (2 * spread + 1))
 
 
 plugin = Fanvil()

@@ -76,6 +76,7 @@ from urllib.parse import urlsplit
 
 from provisioning.timezones import posix_tz
 from provisioning.vendors.base import (
+    jittered_minutes,
     CommonContext,
     DeviceContext,
     ExpansionModule,
@@ -333,11 +334,11 @@ class Grandstream(VendorPlugin):
             "transport_v2": _TRANSPORT_V2,
             "pickup": pickup,
             "slots": slots,
-            "resync_minutes": _jittered(ctx.mac, ctx.resync_minutes),
+            "resync_minutes": jittered_minutes(ctx.mac, ctx.resync_minutes),
             "resync_hour": 1 + zlib.crc32(ctx.mac.encode()) % 4,
             "phonebook_path": f"{(url.netloc + url.path).rstrip('/')}/pb{ctx.mac}" if phonebook else "",
             "phonebook_via": {"tftp": 2, "http": 1, "https": 3}.get(url.scheme, 1),
-            "phonebook_minutes": max(5, min(720, _jittered(ctx.mac, 720))),
+            "phonebook_minutes": max(5, min(720, jittered_minutes(ctx.mac, 720))),
             "ata": model.kind == "ata",
         }
 
@@ -377,11 +378,6 @@ def _split_name(contact) -> dict:
         first, last = last, ""
     return {"first": first, "last": last, "number": contact.number, "mobile": contact.mobile or ""}
 
-
-def _jittered(mac: str, minutes: int) -> int:
-    """Spread polling over +-10 % per device, stable across renders (same MAC, same minute)."""
-    spread = max(1, minutes // 10)
-    return max(60, minutes - spread + zlib.crc32(mac.encode()) % (2 * spread + 1))
 
 
 plugin = Grandstream()

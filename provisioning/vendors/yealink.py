@@ -25,11 +25,11 @@ search tool reached them; the guide is cited next to each fact):
 from __future__ import annotations
 
 import re
-import zlib
 from typing import Iterable
 
 from provisioning.timezones import observes_dst, offset_hours
 from provisioning.vendors.base import (
+    jittered_minutes,
     CommonContext,
     DeviceContext,
     ExpansionModule,
@@ -288,7 +288,7 @@ class Yealink(VendorPlugin):
             "slots": slots,
             "codes": self.key_codes,
             "transport": _TRANSPORT,
-            "resync_minutes": _jittered(ctx.mac, ctx.resync_minutes),
+            "resync_minutes": jittered_minutes(ctx.mac, ctx.resync_minutes),
             "phonebook_url": f"{ctx.provisioning_url}{ctx.mac}{PHONEBOOK_SUFFIX}" if ctx.contacts else None,
         }
 
@@ -300,11 +300,6 @@ def _split_host_port(value: str | None) -> tuple[str, str] | None:
     host, _, port = value.partition(":")
     return host, port
 
-
-def _jittered(mac: str, minutes: int) -> int:
-    """Spread polling over +-10 % per device, stable across renders (same MAC, same minute)."""
-    spread = max(1, minutes // 10)
-    return max(5, minutes - spread + zlib.crc32(mac.encode()) % (2 * spread + 1))
 
 
 plugin = Yealink()
