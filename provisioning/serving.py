@@ -85,6 +85,8 @@ class Provisioner:
         self._hints: dict[str, tuple[str, str, float]] = {}
         self._static_root = settings.tftp_root.resolve()
         self.uploads = UploadStore(settings.data_dir / "uploads")
+        #: MAC -> the address its own config was last served to
+        self.addresses: dict[str, str] = {}
         self.guard = SourceGuard(GuardSettings(
             refusal_burst=settings.guard_refusal_burst, refusal_window=settings.guard_refusal_window,
             ban_seconds=settings.guard_ban_seconds,
@@ -183,16 +185,22 @@ class Provisioner:
                 self._hints[client_ip] = (request.vendor, request.model, time.monotonic())
             return self._common_file(request)
         if request.kind is FileKind.upload:
+            if self.addresses.get(request.mac) != client_ip:
+                return Outcome(reason="uploads are read back only from the address the device provisions from",
+                               vendor=request.vendor, mac=request.mac, suspicious=True)
             data = await asyncio.to_thread(self.uploads.read, request.mac, request.name)
             if data is None:
                 return Outcome(reason="nothing uploaded under that name", vendor=request.vendor, mac=request.mac)
             return Outcome(file=RenderedFile.of(data, "application/octet-stream"), vendor=request.vendor,
                            mac=request.mac)
-        return await self._device_file(request, ua, client_ip)
+        outcome = await self._device_file(request, ua, client_ip)
+        if outcome.file is not None:
+            self.addresses[request.mac] = client_ip
+        return outcome
 
     async def store(self, raw_path: str, data: bytes, *, user_agent: str | None, client_ip: str) -> Outcome:
         """Keep a file a device uploads, if it is one its vendor uploads and the device is bound."""
-        outcome = await self._store(raw_path, data, user_agent)
+        outcome = await self._store(raw_path, data, user_agent, client_ip)
         if outcome.found:
             log.info("stored upload %r (%d bytes) from %s", raw_path[:300], len(data), client_ip)
         else:
@@ -200,7 +208,7 @@ class Provisioner:
                      outcome.reason)
         return outcome
 
-    async def _store(self, raw_path: str, data: bytes, user_agent: str | None) -> Outcome:
+    async def _store(self, raw_path: str, data: bytes, user_agent: str | None, client_ip: str) -> Outcome:
         try:
             path = clean_path(raw_path)
         except BadPath as exc:
@@ -213,6 +221,10 @@ class Provisioner:
             return Outcome(reason=f"MAC in path {request.mac} is not the User-Agent's {ua.mac}")
         if len(data) > self.settings.max_upload_bytes:
             return Outcome(reason="upload too large")
+        if self.addresses.get(request.mac) != client_ip:
+            # Poly's User-Agent names no MAC: without this anyone could plant an override file
+            # (a new registrar) for any phone. Device credentials (digest/TLS) will tighten it.
+            return Outcome(reason="uploads are accepted only from the address the device provisions from")
         async with self.sessions() as session:
             device = await load_device(session, request.mac)
         if device is None or device.organization is None or not device.lines:

@@ -228,14 +228,14 @@ def test_resync_and_reboot_events():
 # -- uploads: the phone PUTs local settings and logs, stored per device, read back only by it --------
 
 
-async def _put(server, name: str, body: bytes, ua: str = VVX_UA) -> int:
-    async with aiohttp.ClientSession() as http:
+async def _put(server, name: str, body: bytes, ua: str = VVX_UA, source: str = "127.0.0.1") -> int:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(source, 0))) as http:
         async with http.put(_http(server) + name, data=body, headers={"User-Agent": ua}) as resp:
             return resp.status
 
 
-async def _get(server, name: str, ua: str = VVX_UA) -> tuple[int, bytes]:
-    async with aiohttp.ClientSession() as http:
+async def _get(server, name: str, ua: str = VVX_UA, source: str = "127.0.0.1") -> tuple[int, bytes]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(source, 0))) as http:
         async with http.get(_http(server) + name, headers={"User-Agent": ua}) as resp:
             return resp.status, await resp.read()
 
@@ -243,11 +243,17 @@ async def _get(server, name: str, ua: str = VVX_UA) -> tuple[int, bytes]:
 async def test_uploads_are_stored_per_device_and_read_back_by_it(sqlite_server):
     await _import(sqlite_server)
     local = b'<PHONE_CONFIG><OVERRIDES up.backlight.idleIntensity="1"/></PHONE_CONFIG>'
+    # The phone's User-Agent names no MAC: before it has provisioned from an address, nobody can
+    # plant an override file (a new registrar) for it, and afterwards only from that address.
+    assert await _put(sqlite_server, f"{VVX_MAC}-phone.cfg", local) == 404
+    assert (await vvx().boot_http(_http(sqlite_server))).accounts[1].registered
+    assert await _put(sqlite_server, f"{VVX_MAC}-phone.cfg", local, source="127.0.0.2") == 404
     assert await _put(sqlite_server, f"{VVX_MAC}-phone.cfg", local) == 204
     assert await _put(sqlite_server, f"{VVX_MAC}-app.log", b"0101000000|sip  |1|00|boot\n") == 204
     assert await _put(sqlite_server, f"{VVX_MAC}-boot.log", b"boot log\n") == 204
     assert await _put(sqlite_server, f"{VVX_MAC}-web.cfg", b"<PHONE_CONFIG/>") == 204
     assert await _get(sqlite_server, f"{VVX_MAC}-phone.cfg") == (200, local)
+    assert (await _get(sqlite_server, f"{VVX_MAC}-phone.cfg", source="127.0.0.2"))[0] == 404
     # Another device's name never yields this device's file, and nothing crosses devices.
     assert (await _get(sqlite_server, f"{SPIP_MAC}-phone.cfg"))[0] == 404
     assert (await _get(sqlite_server, f"{SPIP_MAC}-app.log"))[0] == 404
