@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from simulators.sip_phone import MAC_STYLES, NotifyListener, PnpExchange, pnp_exchange
 from simulators.tftp_client import TftpClient, TftpError
 
 __all__ = [
@@ -215,6 +216,22 @@ class PhoneProfile:
         """The boot sequence: ``await ctx.fetch(name)`` files and apply them in order."""
         raise NotImplementedError
 
+    async def boot_file(self, ctx: "BootContext", name: str) -> None:
+        """Boot from a file URL (PnP/DHCP gave ``<folder>/name``).  Default: the phone uses the
+        folder and its usual file names; profiles that really start from the named file override."""
+        await self.boot(ctx)
+
+    def pnp_subscribe(self) -> dict[str, Any]:
+        """How this phone's PnP SUBSCRIBE looks (vendors.md §9): ``simulators.sip_phone`` arguments."""
+        vendor, model, fw = self.vendor, self.model, self.firmware
+        style = {"gigaset": "snom"}.get(vendor, vendor if vendor in MAC_STYLES else "bare")
+        name = {"snom": "snom", "yealink": "yealink", "grandstream": "Grandstream", "gigaset": "Gigaset"}
+        event_model = f"snom{model}" if vendor == "snom" else model
+        ua = {"snom": f"snom{model}/{fw}", "grandstream": f"Grandstream {model} {fw}",
+              "yealink": f"Yealink {'SIP-' if model[:1] == 'T' else ''}{model} {fw}"}
+        return {"vendor": name.get(vendor, vendor), "model": event_model, "version": fw, "mac": self.mac,
+                "mac_style": style, "user_agent": ua.get(vendor, f"{vendor} {model} {fw}")}
+
     def finalize(self, state: PhoneState) -> None:
         """Derive accounts/keys/etc. from the merged raw settings after all files."""
 
@@ -349,30 +366,123 @@ class Phone:
         self.tftp_timeout = tftp_timeout
         self.tftp_retries = tftp_retries
         self.state: PhoneState | None = None  # state of the most recent boot
+        #: how the last boot was started, so a check-sync NOTIFY can repeat it
+        self.boot_source: tuple[Any, ...] | None = None
+        self.pnp: PnpExchange | None = None  # the last PnP attempt
+        self.sip_port: int | None = None  # the phone's SIP port (PnP source, NOTIFY listener)
+        self.resyncs = 0  # boots triggered by a NOTIFY
+        self.resync_events: list[str | None] = []
+        self.resynced = asyncio.Event()  # set after each NOTIFY-triggered boot; clear it to wait again
+        self._resync_listener: NotifyListener | None = None
+        self._resync_task: asyncio.Task | None = None
 
     async def boot_http(self, base_url: str) -> PhoneState:
         """Boot from an HTTP(S) provisioning URL (the directory holding the files)."""
         if not base_url.endswith("/"):
             base_url += "/"
+        self.boot_source = ("http", base_url)
+        return await self._boot_with_session(base_url)
+
+    async def _boot_with_session(self, base: str, entry: str | None = None) -> PhoneState:
         if self.session is not None:
-            return await self._boot(base_url, self.session)
+            return await self._boot(base, self.session, entry)
         timeout = aiohttp.ClientTimeout(total=self.http_timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            return await self._boot(base_url, session)
+            return await self._boot(base, session, entry)
 
     async def boot_tftp(self, host: str, port: int = 69, path: str = "") -> PhoneState:
         """Boot from a TFTP server (DHCP option 66 style), optionally under ``path``."""
         path = path.strip("/")
         h = f"[{host}]" if ":" in host else host
         base = f"tftp://{h}:{port}/" + (path + "/" if path else "")
+        self.boot_source = ("tftp", host, port, path)
         # A session only for absolute http(s) URLs a boot file might include.
-        if self.session is not None:
-            return await self._boot(base, self.session)
-        timeout = aiohttp.ClientTimeout(total=self.http_timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            return await self._boot(base, session)
+        return await self._boot_with_session(base)
 
-    async def _boot(self, base: str, session: aiohttp.ClientSession) -> PhoneState:
+    async def boot_pnp(self, *, port: int = 5060, group: str = "224.0.1.75", interface: str = "127.0.0.1",
+                       timeout: float = 5.0, local_port: int = 0, **subscribe: Any) -> PhoneState | None:
+        """SIP plug-and-play, then boot from the URL the NOTIFY carried; None if nobody answered
+        (a real phone would go on to DHCP).  ``subscribe`` overrides :meth:`PhoneProfile.pnp_subscribe`.
+
+        The SUBSCRIBE's source port becomes :attr:`sip_port`, as on a phone whose SIP port sends
+        it, so :meth:`listen_for_resync` then listens where the server saw the phone.
+        """
+        args = {**self.profile.pnp_subscribe(), **subscribe}
+        self.pnp = await pnp_exchange(group=group, port=port, interface=interface, timeout=timeout,
+                                      local_port=local_port, **args)
+        self.sip_port = self.pnp.local[1]
+        if not self.pnp.url:
+            return None
+        return await self.boot_url(self.pnp.url)
+
+    async def boot_url(self, url: str) -> PhoneState | None:
+        """Boot from a provisioning URL as PnP or DHCP hands it over: ``{mac}``/``$mac``/``$MA``
+        (lowercase, Snom/Gigaset uppercase for ``{mac}``), ``$MAU``/``%MACD`` (uppercase) are
+        filled in; a folder URL (trailing ``/``) boots the folder, a file URL starts from the file.
+        A Grandstream ignores anything but a folder (vendors.md §5.1): None."""
+        mac = self.profile.mac
+        upper = self.profile.vendor in ("snom", "gigaset")
+        for token, value in (("{mac}", mac.upper() if upper else mac), ("$MAU", mac.upper()),
+                             ("$MA", mac), ("$mac", mac), ("%MACD", mac.upper())):
+            url = url.replace(token, value)
+        if not url.endswith("/") and self.profile.vendor == "grandstream":
+            return None
+        folder, _, name = url.rpartition("/")
+        if url.startswith("tftp://"):
+            hostport, _, path = url[len("tftp://"):].partition("/")
+            host, port = _split_hostport(hostport, 69)
+            if not name:
+                return await self.boot_tftp(host, port, path)
+            folder_path = path.rpartition("/")[0]
+            base = f"tftp://{hostport}/" + (folder_path + "/" if folder_path else "")
+        else:
+            base = folder + "/"
+        self.boot_source = ("url", base, name or None)
+        return await self._boot_with_session(base, name or None)
+
+    async def reboot(self) -> PhoneState | None:
+        """Boot again the way the last boot went (what a check-sync makes a phone do)."""
+        if self.boot_source is None:
+            return None
+        kind, *rest = self.boot_source
+        if kind == "http":
+            return await self.boot_http(rest[0])
+        if kind == "tftp":
+            return await self.boot_tftp(*rest)
+        return await self._boot_with_session(rest[0], rest[1])
+
+    async def listen_for_resync(self, host: str = "127.0.0.1", port: int | None = None) -> NotifyListener:
+        """Answer check-sync NOTIFYs on ``host:port`` (default: :attr:`sip_port`, else any) and
+        re-fetch the files after each; :attr:`resyncs` / :attr:`resynced` tell the test."""
+        await self.stop_listening()
+        listener = NotifyListener(host=host, port=port if port is not None else (self.sip_port or 0))
+        await listener.start()
+        self.sip_port = listener.port
+        self._resync_listener = listener
+        self._resync_task = asyncio.get_running_loop().create_task(self._resync_loop(listener))
+        return listener
+
+    async def stop_listening(self) -> None:
+        if self._resync_task is not None:
+            self._resync_task.cancel()
+            await asyncio.gather(self._resync_task, return_exceptions=True)
+            self._resync_task = None
+        if self._resync_listener is not None:
+            await self._resync_listener.stop()
+            self._resync_listener = None
+
+    async def _resync_loop(self, listener: NotifyListener) -> None:
+        while True:
+            event = await listener.next_event(timeout=None)
+            kind = (event or "").split(";", 1)[0].strip().lower()
+            if kind not in ("check-sync", "resync", "reboot"):
+                continue  # not a provisioning event: a real phone ignores it too
+            await self.reboot()
+            self.resyncs += 1
+            self.resync_events.append(event)
+            self.resynced.set()
+
+    async def _boot(self, base: str, session: aiohttp.ClientSession, entry: str | None = None) -> PhoneState:
         state = self.profile.new_state()
         ctx = BootContext(
             state,
@@ -385,7 +495,7 @@ class Phone:
             auth=self.auth,
         )
         try:
-            await self.profile.boot(ctx)
+            await (self.profile.boot_file(ctx, entry) if entry else self.profile.boot(ctx))
         except Exception as exc:  # a simulator bug must not take down a 1000-phone benchmark
             state.errors.append(f"boot aborted: {type(exc).__name__}: {exc}")
         try:
@@ -401,7 +511,7 @@ class Phone:
 _PROFILES: dict[str, type[PhoneProfile]] = {}
 #: Vendor profiles live in ``simulators/<vendor>.py`` and register themselves when imported;
 #: they are imported on first use so the core does not depend on any vendor module.
-_NOT_PROFILES = {"phone", "tftp_client", "gateway", "mobile", "sip_phone", "fleet"}
+_NOT_PROFILES = {"phone", "tftp_client", "gateway", "mobile", "sip_phone", "fleet", "mdns_phone", "desk_phone"}
 
 
 def _profile_modules() -> dict[str, str]:

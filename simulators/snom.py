@@ -280,3 +280,7 @@ class SnomProfile(SnomStyleProfile):
             await self._apply_file(ctx, f"{self.mac_upper}.xml")
         else:
             await self.boot_desk(ctx)
+
+    async def boot_file(self, ctx: BootContext, name: str) -> None:
+        """A file setting_server (``.../{mac}.xml`` from PnP): that file and the files it lists."""
+        await self._apply_file(ctx, name)

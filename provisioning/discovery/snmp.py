@@ -24,7 +24,7 @@ Enterprise numbers (IANA PENs), checked against Wireshark's ``enterprises.tsv`` 
 ``libwireshark-data`` 4.0.17, generated from the IANA registry): Cisco 9, Linksys 3955 (Cisco
 Small Business), snom 7526, net-snmp 8072, Polycom 13885, Gigaset 32775, Yealink 37459,
 Grandstream 42397, Fanvil 59440.  The ``sysDescr``/OID formats and their sources are listed at
-:data:`_DESCR_RULES` and :data:`_PRODUCT_OIDS`.
+:data:`provisioning.discovery.fingerprints.TEXT_RULES` and :data:`_PRODUCT_OIDS`.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.proto import errind, rfc1902, rfc1905
 from pysnmp.proto.api import verdec
 
+from provisioning.discovery.fingerprints import TEXT_RULES, match_text, vendor_for_mac
 from provisioning.discovery.sighting import Sighting
 from provisioning.mac import MacError, normalize_mac
 
@@ -121,83 +122,10 @@ _PRODUCT_OIDS: tuple[tuple[str, str, Callable[[str], str | None]], ...] = (
     ("1.3.6.1.4.1.9.6.1.23.1.1.", "cisco", lambda rest: None),
 )
 
-_FW = r"(?P<firmware>\d+(?:\.\d+){2,4}[\w()\-.]*)"
-
-
-@dataclass(frozen=True)
-class _Rule:
-    """A sysDescr (or model-name) pattern; named groups ``model`` and ``firmware`` are optional."""
-
-    vendor: str
-    pattern: re.Pattern[str]
-    normalize: Callable[[str], str | None] = str.upper
-
-
-def _rule(vendor: str, regex: str, normalize: Callable[[str], str | None] = str.upper) -> _Rule:
-    return _Rule(vendor, re.compile(regex, re.IGNORECASE), normalize)
-
-
-#: First match wins, so specific patterns come before general ones.  Sources:
-#: * ``Linux HT8XX <kernel> ...`` — real Grandstream HT8xx capture (LibreNMS test data).  "HT8XX"
-#:   names the family only, so it yields no model.
-#: * ``Linux SPA112 <kernel> ...`` — real SPA112 capture (LibreNMS test data); SPA122 assumed alike.
-#: * ATA19x, Yealink, snom, Poly, Fanvil, Gigaset, Grandstream phones: *unverified*.  No SNMP
-#:   capture was found; the patterns follow the HTTP/SIP User-Agent spellings in vendors.md
-#:   ("Yealink SIP-T46G 28.72.0.1", "snomD785-SIP 10.1.33.33", "Fanvil X4 2.10.2.6887",
-#:   "Gigaset N870 IP PRO/83.V2.43.0", "Grandstream GXP2135 1.0.7.97") and the vendors' model names.
-_DESCR_RULES: tuple[_Rule, ...] = (
-    _rule("grandstream", r"\bHT8XX\b", lambda _: None),
-    _rule("grandstream", r"\b(?P<model>HT8\d\d[A-Z]?)\b"),
-    _rule("grandstream",
-          r"\bGrandstream\b.*?\b(?P<model>(?:GXP|GRP|GXV|GXW|WP|DP|HT)\d{3,4}[A-Z]*)\b(?:.*?\b" + _FW + ")?"),
-    _rule("cisco", r"\b(?P<model>ATA ?19[0-2])(?:\b|-)", lambda m: m.upper().replace(" ", "")),
-    _rule("cisco", r"\b(?P<model>SPA ?\d{3}[A-Z0-9]*)\b", lambda m: m.upper().replace(" ", "")),
-    _rule("cisco", r"\bCisco IP Phone (?P<model>CP-\d{4}[A-Z0-9-]*)"),
-    _rule("yealink", r"\bYealink\b.*?\b(?P<model>(?:SIP-?)?(?:T|W|CP|VP|MP)\d{2,3}[A-Z]*)\b(?:.*?\b" + _FW + ")?"),
-    _rule("snom", r"\bsnom ?(?P<model>D\d{3}|\d{3}|M\d{2,3}[A-Z]*|PA1)(?:-SIP)?\b(?:.*?\b" + _FW + ")?"),
-    _rule("poly", r"\b(?:Polycom|Poly)\b.*?\b(?P<model>VVX ?\d{3}|CCX ?\d{3}|SoundPoint IP ?\d{3}|"
-                  r"SoundStation IP ?\d{4}|Trio ?[A-Z0-9]+|Edge ?[BE]\d{3})\b(?:.*?\b" + _FW + ")?",
-          lambda m: re.sub(r"\s+", "", m.upper())),
-    _rule("fanvil", r"\bFanvil\b\s+(?P<model>[A-Z]+\d+[A-Z]*(?:[ -]Pro|-V2)?)\b(?:.*?\b" + _FW + ")?"),
-    _rule("gigaset", r"\bGigaset\b\s+(?P<model>[NPC]\d{3}[A-Z]*(?: IP PRO| DM PRO)?|Maxwell ?\w*)"
-                     r"(?:/(?P<firmware>[\w.+\-]+))?"),
-    # A vendor name alone still tells the vendor.
-    _rule("grandstream", r"\bGrandstream\b", lambda _: None),
-    _rule("yealink", r"\bYealink\b", lambda _: None),
-    _rule("snom", r"\bsnom\b", lambda _: None),
-    _rule("poly", r"\b(?:Polycom|Poly)\b", lambda _: None),
-    _rule("fanvil", r"\bFanvil\b", lambda _: None),
-    _rule("gigaset", r"\bGigaset\b", lambda _: None),
-)
-
-#: OUI -> vendor, the last resort.  From vendors.md (Wazo DHCP snippets / FusionPBX's OUI table):
-#: Grandstream 000b82 c074ad ec74d7; Cisco 0002fd 8843e1 (SPA User-Agents), 00562b (MPP UA),
-#: 0021a0 30e4db (FusionPBX); Yealink (Wazo's list); Polycom; snom; Fanvil; Gigaset.
-_OUIS: dict[str, str] = {
-    **dict.fromkeys(("000b82", "c074ad", "ec74d7"), "grandstream"),
-    **dict.fromkeys(("0002fd", "8843e1", "00562b", "0021a0", "30e4db"), "cisco"),
-    **dict.fromkeys(("001565", "e434d7", "805ec0", "805e0c", "249ad8", "44dbd2", "644f56", "ec1da9",
-                     "3497d7", "b061a9", "c4fc22", "f01653"), "yealink"),
-    **dict.fromkeys(("0004f2", "00907a", "64167f", "482567"), "poly"),
-    **dict.fromkeys(("000413", "00087b"), "snom"),
-    **dict.fromkeys(("00a859", "0c383e"), "fanvil"),
-    **dict.fromkeys(("7c2f80", "002104", "589ec6", "14b370"), "gigaset"),
-}
-
-
-def _match_rules(text: str | None, vendor: str | None) -> tuple[str | None, str | None, str | None] | None:
-    """(vendor, model, firmware) from the first rule matching ``text`` (of ``vendor``, if known)."""
-    if not text:
-        return None
-    for rule in _DESCR_RULES:
-        if vendor is not None and rule.vendor != vendor:
-            continue
-        m = rule.pattern.search(text)
-        if m:
-            groups = m.groupdict()
-            model = rule.normalize(groups["model"]) if groups.get("model") else None
-            return rule.vendor, model, groups.get("firmware")
-    return None
+# sysDescr patterns and the OUI table are shared with the other identifiers (mDNS, inbox, DHCP):
+# see provisioning/discovery/fingerprints.py.
+_DESCR_RULES = TEXT_RULES
+_match_rules = match_text
 
 
 def identify(sys_descr: str | None, sys_object_id: str | None, sys_name: str | None, mac: str | None,
@@ -244,10 +172,7 @@ def identify(sys_descr: str | None, sys_object_id: str | None, sys_name: str | N
             model = ent_model
     firmware = firmware or _clean(extra.get("ent_software_rev"))
     if vendor is None and mac:
-        try:
-            vendor = _OUIS.get(normalize_mac(mac)[:6])
-        except MacError:
-            pass
+        vendor = vendor_for_mac(mac)
     return vendor, model, firmware
 
 
