@@ -174,6 +174,11 @@ class VendorPlugin(ABC):
                 return model
         return None
 
+    def pnp_url(self, provisioning_url: str, mac: str | None = None) -> str:
+        """The URL a SIP plug-and-play NOTIFY gives this vendor's phones: the provisioning folder
+        (with its trailing slash, which Grandstream insists on); the phone asks for its files there."""
+        return provisioning_url.rstrip("/") + "/"
+
     def generic_model(self) -> PhoneModel:
         for model in self.models.values():
             if model.generic:

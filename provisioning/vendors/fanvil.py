@@ -163,10 +163,6 @@ class Fanvil(VendorPlugin):
             return FileRequest(self.name, FileKind.device, filename, mac=match["mac"])
         return None
 
-    def pnp_url(self, provisioning_url: str, mac: str | None = None) -> str:
-        """The URL for a SIP PnP NOTIFY: the folder; the phone appends its own file names (inferred)."""
-        return provisioning_url.rstrip("/") + "/"
-
     # -- rendering -----------------------------------------------------------------------------
     def content_type(self, request: FileRequest) -> str:
         if request.name.endswith(".xml"):

@@ -259,10 +259,6 @@ class Grandstream(VendorPlugin):
             return FileRequest(self.name, FileKind.device, f"pb{match['mac']}/{PHONEBOOK_FILE}", mac=match["mac"])
         return None
 
-    def pnp_url(self, provisioning_url: str, mac: str | None = None) -> str:
-        """The URL for a SIP PnP NOTIFY: Grandstream only accepts a folder with a trailing slash."""
-        return provisioning_url.rstrip("/") + "/"
-
     # -- keys ----------------------------------------------------------------------------------
     def validate_keys(self, model: PhoneModel, keys: Iterable[tuple[int, int, str]]) -> list[str]:
         keys = list(keys)
