@@ -511,7 +511,8 @@ class Phone:
 _PROFILES: dict[str, type[PhoneProfile]] = {}
 #: Vendor profiles live in ``simulators/<vendor>.py`` and register themselves when imported;
 #: they are imported on first use so the core does not depend on any vendor module.
-_NOT_PROFILES = {"phone", "tftp_client", "gateway", "mobile", "sip_phone", "fleet", "mdns_phone", "desk_phone"}
+_NOT_PROFILES = {"phone", "tftp_client", "gateway", "mobile", "sip_phone", "fleet", "mdns_phone", "desk_phone",
+                 "scenario", "simulate_cli"}
 
 
 def _profile_modules() -> dict[str, str]:

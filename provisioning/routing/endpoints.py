@@ -22,6 +22,14 @@ is for forwarding beyond the PBX, in the operator's network (GSM call
 forwarding): informational, like SIP 181, and the leg carries on with the
 forwarded-to party's outcome.  That is exactly why the operator's voicemail
 can answer a group call (MISSION C6).
+
+In-call signalling, once a leg is answered: the endpoint sends key presses with
+``leg.pressed(keys)`` (the service's DTMF functions, ``##`` and friends, are
+in-band, so they work from any phone), and the engine tells the endpoint what
+it hears with ``leg.indicate(what, **detail)`` (dial tone, ringback, busy tone,
+connected...).  Both are delivered soon, like state changes: engine listeners
+through :meth:`CallLeg.add_dtmf_listener`, endpoints through
+:meth:`CallLeg.add_indication_listener`.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ __all__ = [
 
 #: Why an endpoint refused a leg.  ``busy`` also covers a user pressing reject (GSM "UDUB").
 REJECT_REASONS = frozenset({"busy", "no-answer", "unreachable", "declined", "not-found", "congestion"})
+#: Keys of a telephone keypad, as DTMF.
+_DTMF = frozenset("0123456789*#")
 #: Why a network forwarded a leg; the GSM conditions of 3GPP TS 22.082.
 FORWARD_REASONS = frozenset({"unconditional", "busy", "no-reply", "not-reachable"})
 
@@ -187,6 +197,8 @@ class CallLeg:
         self.history: list[LegEvent] = [LegEvent(clock.now, LegState.OFFERED, {})]
         self._listeners: list[Callable[[CallLeg, LegEvent], Any]] = [listener] if listener else []
         self._done_callbacks: list[Callable[[CallLeg], Any]] = []
+        self._dtmf_listeners: list[Callable[[CallLeg, str], Any]] = []
+        self._indication_listeners: list[Callable[[CallLeg, str, dict[str, Any]], Any]] = []
         self._settled = ClockFuture(clock)
         self._record(LegState.OFFERED, caller=call.caller_display, called=call.called)
 
@@ -223,6 +235,14 @@ class CallLeg:
         else:
             self._done_callbacks.append(callback)
 
+    def add_dtmf_listener(self, listener: Callable[[CallLeg, str], Any]) -> None:
+        """``listener(leg, keys)`` soon after the endpoint presses keys on the answered leg."""
+        self._dtmf_listeners.append(listener)
+
+    def add_indication_listener(self, listener: Callable[[CallLeg, str, dict[str, Any]], Any]) -> None:
+        """``listener(leg, what, detail)`` soon after the engine indicates something on the leg."""
+        self._indication_listeners.append(listener)
+
     # -- endpoint reports ---------------------------------------------------
 
     def ringing(self) -> None:
@@ -258,7 +278,29 @@ class CallLeg:
         self.reason, self.ended_by = reason, "endpoint"
         self._move(LegState.ENDED, reason=reason, by="endpoint")
 
+    def pressed(self, keys: str) -> None:
+        """The endpoint sent DTMF ``keys`` (``0-9 * #``) on the answered leg."""
+        if self.state != LegState.ANSWERED:
+            raise IllegalLegTransition(f"leg {self.leg_id}: keys pressed while {self.state}")
+        if not keys or any(k not in _DTMF for k in keys):
+            raise ValueError(f"not DTMF keys: {keys!r}")
+        if self.trace is not None:
+            self.trace.record("leg.dtmf", self.address, leg=self.leg_id, keys=keys)
+        for listener in self._dtmf_listeners:
+            self.clock.call_soon(listener, self, keys)
+
     # -- engine commands ----------------------------------------------------
+
+    def indicate(self, what: str, **detail: Any) -> None:
+        """Tell the answered endpoint what it hears now (``dial-tone``, ``ringback``, ``busy-tone``...).
+
+        Not traced here: the engine records the richer event that caused it.
+        Ignored on a leg that is no longer answered (the endpoint has gone).
+        """
+        if self.state != LegState.ANSWERED:
+            return
+        for listener in self._indication_listeners:
+            self.clock.call_soon(listener, self, what, dict(detail))
 
     def cancel(self, reason: str = "cancelled") -> bool:
         """Withdraw an unanswered leg; ``False`` (and no change) if it already settled."""

@@ -14,10 +14,20 @@ server, the CLI and the Mex simulator can all feed it without sharing types.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["MIN_NO_REPLY_TIMER", "MexSettings", "SupportsMexSettings", "mobile_warnings", "suggested_no_reply_timer"]
+__all__ = [
+    "MIN_NO_REPLY_TIMER",
+    "MexSettings",
+    "MobileLint",
+    "SupportsMexSettings",
+    "group_call_outcome",
+    "lint_mobiles",
+    "mobile_warnings",
+    "suggested_no_reply_timer",
+]
 
 #: The service's minimum for the mobile's no-reply timer (seed: "at least 25 seconds").
 MIN_NO_REPLY_TIMER = 25
@@ -111,3 +121,61 @@ def mobile_warnings(settings: MexSettings | SupportsMexSettings, ring_time_secon
             "everyone. Turn it off with #67#."
         )
     return warnings
+
+
+def group_call_outcome(settings: MexSettings | SupportsMexSettings, ring_time_seconds: float) -> str:
+    """One sentence: what happens to a group call that rings this mobile for ``ring_time_seconds``."""
+    ring = f"{ring_time_seconds:g}"
+    timer = settings.no_reply_timer
+    if getattr(settings, "forward_unconditional", False):
+        return "The operator's voicemail answers every group call at once: the group call ends there for everyone."
+    if timer is not None and timer <= ring_time_seconds:
+        return (f"Unanswered, the operator's voicemail answers the group call after {timer} s (the group rings "
+                f"this mobile {ring} s): the group call ends in this member's private mailbox.")
+    busy = settings.forward_on_busy or settings.call_waiting
+    after = f"before the operator's no-reply forwarding at {timer} s" if timer is not None else (
+        "and the operator has no no-reply forwarding")
+    text = f"The group stops ringing this mobile after {ring} s, {after}: unanswered calls stay with the group"
+    if busy:
+        return text + ", except while the member is on another call (see the busy warnings)."
+    return text + "."
+
+
+@dataclass(frozen=True)
+class MobileLint:
+    """The lint of one group member's mobile: what the group does and what the operator will do."""
+
+    group: str
+    user: str
+    mobile: str
+    ring_time: float
+    warnings: tuple[str, ...]
+    outcome: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.warnings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"group": self.group, "user": self.user, "mobile": self.mobile, "ring_time": self.ring_time,
+                "warnings": list(self.warnings), "outcome": self.outcome}
+
+
+def lint_mobiles(
+    ring_times: Iterable[tuple[Any, Any, Any, float]],
+    settings_for: Callable[[str], MexSettings | SupportsMexSettings | None],
+) -> list[MobileLint]:
+    """Lint every (group, user, mobile, ring time) of ``Organisation.mobile_ring_times()``.
+
+    ``settings_for(mobile_number)`` returns the mobile's operator-side settings
+    (the Mex simulator's ``settings()``, or what the operator reports), or
+    ``None`` when unknown: such mobiles are skipped, not guessed.
+    """
+    out = []
+    for group, user, mobile, ring in ring_times:
+        settings = settings_for(mobile.number)
+        if settings is None:
+            continue
+        out.append(MobileLint(group.name, user.number, mobile.number, ring, tuple(mobile_warnings(settings, ring)),
+                              group_call_outcome(settings, ring)))
+    return out
