@@ -1,14 +1,22 @@
-"""The admin listener's application (the REST API grows here; see the issues)."""
+"""The admin listener's application: health, the REST API under /api/v1, its OpenAPI document."""
 
 from __future__ import annotations
+
+import json
 
 from aiohttp import web
 from sqlalchemy import text
 
 import provisioning
+from api import openapi
+from api.framework import SERVER, api
+from api.problems import problem_middleware
+from api.resources import auth, devices, diversions, groups, me, misc, organizations, phonebooks, users  # noqa: F401
+from api.resources.auth import THROTTLE
+from api.throttle import LoginThrottle
 from provisioning.server import Server
 
-SERVER = web.AppKey("server", Server)
+__all__ = ["SERVER", "make_admin_app"]
 
 
 async def health(request: web.Request) -> web.Response:
@@ -26,7 +34,17 @@ async def health(request: web.Request) -> web.Response:
 
 
 def make_admin_app(server: Server) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+    # Pictures are the largest bodies; JSON bodies have their own, smaller limit.
+    app = web.Application(client_max_size=max(1024 * 1024, server.settings.max_picture_bytes + 64 * 1024),
+                          middlewares=[problem_middleware])
     app[SERVER] = server
+    app[THROTTLE] = LoginThrottle(server.clock)
     app.router.add_get("/api/v1/health", health)
+    document = json.dumps(openapi.build(api)).encode()
+
+    async def openapi_json(_request: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    app.router.add_get("/api/v1/openapi.json", openapi_json)
+    api.install(app)
     return app

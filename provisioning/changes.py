@@ -43,8 +43,31 @@ def _values(obj, attr: str) -> set:
     return {v for v in values if v is not None}
 
 
+#: Attributes no rendered file reads: changing only these invalidates nothing. (Everything a
+#: rendered file does read is listed by provisioning.render; a new attribute a template uses
+#: must leave this list.)
+_NOT_RENDERED = {
+    "version", "created_at", "updated_at",
+    # users: web login, self-service and admin fields the phones never see
+    "username", "password_hash", "is_admin", "softphone_licence", "caller_id", "keywords", "search_text",
+    "deactivation_date", "removed_at", "picture_sha256", "picture_type", "email",
+    "voicemail", "voicemail_operator_option", "call_waiting_fixed", "call_waiting_mobile",
+    "diversion_affects_mobile", "forwarding_affects_mobile", "show_mobile_outside_hours",
+}
+
+
+def _only_unrendered_changes(obj) -> bool:
+    """Whether every modified attribute of a changed object is one no config reads."""
+    changed = {attr.key for attr in inspect(obj).attrs if attr.history.has_changes()}
+    return bool(changed) and changed <= _NOT_RENDERED
+
+
 def deps_of(obj) -> set[Dep]:
-    """The dependency keys a change to ``obj`` affects."""
+    """The dependency keys a change to ``obj`` affects.
+
+    Entities of the self-service model that no phone file reads (diversions, answer groups,
+    sessions, tokens, the audit log, the outbox) have none: changing them drops nothing.
+    """
     if isinstance(obj, Organization):
         return {("org", obj.id)}
     if isinstance(obj, User):
@@ -75,6 +98,8 @@ def _collect(session: Session, _flush_context) -> None:
     deps: set[Dep] = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
         if obj in session.dirty and not session.is_modified(obj, include_collections=False):
+            continue
+        if obj in session.dirty and obj not in session.new and _only_unrendered_changes(obj):
             continue
         deps |= deps_of(obj)
     if not deps:

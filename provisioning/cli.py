@@ -1,4 +1,4 @@
-"""The ``deskprov`` command: serve, import, export, db.
+"""The ``deskprov`` command: serve, import, export, db, admin, superadmin.
 
 Every command reads the same settings (``DESKPROV_*`` environment variables, flags override).
 """
@@ -93,6 +93,51 @@ async def _export(settings: Settings, organization: str | None, with_secrets: bo
     return 0
 
 
+def _read_password(from_stdin: bool) -> str | None:
+    """The password from the first line of stdin, or asked for on the terminal (never argv)."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n") or None
+    import getpass
+
+    if not sys.stdin.isatty():
+        print("deskprov: give --password-stdin to read the password from standard input", file=sys.stderr)
+        return None
+    first = getpass.getpass("New password: ")
+    if first != getpass.getpass("Again: "):
+        print("deskprov: the passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+async def _create_account(settings: Settings, args: argparse.Namespace) -> int:
+    from provisioning.accounts import AccountError, create_org_admin, create_superadmin
+    from provisioning.clock import SystemClock
+    from provisioning.passwords import WeakPassword
+
+    password = _read_password(args.password_stdin)
+    if password is None:
+        print(f"deskprov {args.command}: no password given; nothing was changed", file=sys.stderr)
+        return 2
+    now = SystemClock().now()
+    try:
+        if args.command == "superadmin":
+            admin = await _with_session(settings, lambda s: create_superadmin(s, args.username, password, now,
+                                                                              name=args.name or ""))
+            print(f"super admin {admin.username} created")
+        else:
+            if not (args.number or args.username):
+                print("deskprov admin create: give --number or --username", file=sys.stderr)
+                return 2
+            user, created = await _with_session(settings, lambda s: create_org_admin(
+                s, args.organization, password, now, number=args.number, username=args.username, name=args.name))
+            print(f"{'created' if created else 'updated'} admin {user.name} (user {user.id}) of {args.organization}")
+    except (AccountError, WeakPassword) as exc:
+        print(f"deskprov {args.command} create: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def _db(settings: Settings, action: str) -> int:
     from provisioning.db import make_engine, revision, upgrade
 
@@ -121,8 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = sub.add_parser("export", help="write organisations as YAML (the import format) to stdout")
     exp.add_argument("--organization", "-o", help="only this organisation (default: all)")
-    exp.add_argument("--secrets", action="store_true", help="include SIP credentials (handle with care)")
+    exp.add_argument("--secrets", action="store_true",
+                     help="include SIP credentials and password hashes (handle with care)")
     _add_settings_flags(exp)
+
+    admin = sub.add_parser("admin", help="organisation admins: 'admin create' makes (or promotes) one")
+    admin.add_argument("action", choices=["create"])
+    admin.add_argument("--organization", required=True, help="the organisation's name")
+    admin.add_argument("--number", help="the admin's fixed number (login); an existing user is promoted")
+    admin.add_argument("--username", help="a username to log in with (instead of or beside the number)")
+    admin.add_argument("--name", help="the admin's name (for a new user)")
+    admin.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of standard input")
+    _add_settings_flags(admin)
+
+    superadmin = sub.add_parser("superadmin", help="provider staff: 'superadmin create' makes one")
+    superadmin.add_argument("action", choices=["create"])
+    superadmin.add_argument("--username", required=True)
+    superadmin.add_argument("--name", help="display name")
+    superadmin.add_argument("--password-stdin", action="store_true",
+                            help="read the password from the first line of standard input")
+    _add_settings_flags(superadmin)
 
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
@@ -147,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_import(settings, args.file))
     if args.command == "export":
         return asyncio.run(_export(settings, args.organization, args.secrets))
+    if args.command in ("admin", "superadmin"):
+        return asyncio.run(_create_account(settings, args))
     return asyncio.run(_db(settings, args.action))
 
 

@@ -64,8 +64,25 @@ def _upgrade(connection: Connection) -> None:
 
 async def upgrade(engine: AsyncEngine) -> None:
     """Bring the schema to the newest migration; safe to call on every start, by several nodes."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+        return
+    # SQLite batch mode copies a table and drops the old one; with foreign keys on, that DROP
+    # would cascade-delete every row referring to it (a user's numbers, lines...). The pragma
+    # only takes effect outside a transaction, and the result is checked before it goes back on.
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await conn.commit()
+        try:
+            async with conn.begin():
+                await conn.run_sync(_upgrade)
+                broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise RuntimeError(f"migration left dangling foreign keys: {broken[:5]}")
+        finally:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await conn.commit()
 
 
 def _current(connection: Connection) -> tuple[str | None, str | None]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from provisioning.certs import mac_from_certificate
 from provisioning.serving import Provisioner
@@ -13,6 +16,15 @@ PROVISIONER = web.AppKey("provisioner", Provisioner)
 #: Phones never send large headers; refuse anything bigger early (aiohttp answers 400/431).
 MAX_LINE = 4096
 MAX_FIELD = 4096
+#: Stands for the MAC of a verified client certificate whose names cannot be read: it matches
+#: no device, so the request gets common files only (fail closed, not a 500).
+UNREADABLE_CERTIFICATE = "unreadable-certificate"
+#: Seconds a client may take to send a request head (and an idle keep-alive connection may stay
+#: open): aiohttp's own default is an hour, which lets a slowloris hold connections forever.
+#: Read by Server._listen when a listener starts.
+REQUEST_TIMEOUT = 15.0
+#: Seconds a client may take to send an upload's body once its head has arrived.
+BODY_TIMEOUT = 30.0
 
 
 async def _serve(request: web.Request) -> web.StreamResponse:
@@ -45,7 +57,12 @@ def _certificate_mac(request: web.Request) -> str | None:
     """The MAC in the device's verified TLS client certificate, if it presented one."""
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    return mac_from_certificate(der) if der else None
+    if not der:
+        return None
+    try:
+        return mac_from_certificate(der)
+    except ValueError:  # a verified certificate whose names do not parse: it may have no device file
+        return UNREADABLE_CERTIFICATE
 
 
 def _etags(header: str) -> set[str]:
@@ -55,12 +72,30 @@ def _etags(header: str) -> set[str]:
 async def _upload(request: web.Request) -> web.StreamResponse:
     """Devices PUT local settings and logs (Poly); the body size is capped by client_max_size."""
     provisioner = request.app[PROVISIONER]
-    data = await request.read()
+    if (request.content_length or 0) > provisioner.settings.max_upload_bytes:
+        # refuse a declared oversize body at once instead of waiting for it
+        response = web.Response(status=413, text="Request Entity Too Large\n")
+        response.force_close()
+        return response
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            data = await request.read()  # 413 past client_max_size (also after decompression)
+    except TimeoutError:
+        response = web.Response(status=408, text="Request Timeout\n")
+        response.force_close()  # the connection ends after this (aiohttp drains <= 10 s more of the body)
+        return response
+    except RequestPayloadError:  # e.g. a Content-Encoding that does not decode
+        response = web.Response(status=400, text="Bad Request\n")
+        response.force_close()
+        return response
     try:
         outcome = await provisioner.store(request.path, data, user_agent=request.headers.get("User-Agent"),
                                           client_ip=_client(request))
     except UploadError as exc:
         return web.Response(status=507, text=f"{exc.strerror}\n")
+    if outcome.status:  # banned, over its share, or the database is away
+        return web.Response(status=outcome.status, text=f"{outcome.reason}\n",
+                            headers={"Retry-After": str(outcome.retry_after)})
     if not outcome.found:
         return web.Response(status=404, text="Not Found\n")
     return web.Response(status=204)

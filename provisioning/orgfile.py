@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,12 +20,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from provisioning.audit import CLI, record
+from provisioning.features import FLAGS, flags_from_groups, groups_from_flags
+from provisioning.model.base import utcnow
 from provisioning.mac import MacError, normalize_mac
 from provisioning.model import (
-    NUMBER_TARGET_KEYS, Contact, Device, Key, KeyType, Line, Number, NumberRole, Organization, Phonebook,
-    PhonebookMember, User,
+    NUMBER_TARGET_KEYS, AnswerGroup, CallerId, Contact, Device, GroupMember, Key, KeyType, Line, MobileProfile, Number,
+    NumberRole, Organization, Phonebook, PhonebookMember, User,
 )
 from provisioning.numbers import NumberError, to_e164
+from provisioning.passwords import WeakPassword, check_policy, hash_password, verify_password
 from provisioning.render import primary_number
 from provisioning.vendors import BY_NAME, PLUGINS
 from provisioning.vendors.base import PhoneModel, VendorPlugin
@@ -91,13 +96,104 @@ class OrganizationSpec(_Spec):
         return value
 
 
-class UserSpec(_Spec):
-    name: str = Field(min_length=1, max_length=200)
-    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+class MobileSpec(_Spec):
     number: str
-    extension: str | None = Field(None, pattern=_EXTENSION.pattern)
+    #: mex: integrated with the PBX (then also the secondary number); non_mex: another operator
+    profile: MobileProfile = MobileProfile.non_mex
 
     _number = field_validator("number")(_e164)
+
+
+class UserSpec(_Spec):
+    """A user. The fields after ``extension`` are optional, and one left out is left as it is
+    (a password the user chose, admin rights given with ``deskprov admin create``...)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    number: str
+    extension: str | None = Field(None, pattern=_EXTENSION.pattern)
+    username: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9._@+-]{1,64}$")
+    #: the web password in clear (stored hashed), or an exported argon2 hash in password_hash
+    password: str | None = Field(None, max_length=128)
+    password_hash: str | None = Field(None, max_length=255, pattern=r"^\$argon2")
+    admin: bool | None = None
+    softphone: bool | None = None
+    caller_id: CallerId | None = None
+    mobiles: list[MobileSpec] | None = None
+    keywords: list[str] | None = None
+    feature_groups: list[str] | None = None
+    features: dict[str, bool] | None = None
+    deactivation_date: date | None = None
+
+    _number = field_validator("number")(_e164)
+
+    @field_validator("password")
+    @classmethod
+    def _policy(cls, value):
+        if value is not None:
+            try:
+                check_policy(value)
+            except WeakPassword as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, value):
+        if value is not None:
+            if len(value) > 20:
+                raise ValueError("at most 20 keywords")
+            for word in value:
+                if not 1 <= len(word.strip()) <= 64:
+                    raise ValueError("a keyword has 1-64 characters")
+            value = list(dict.fromkeys(w.strip() for w in value))
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, value):
+        for name in value or {}:
+            if name not in FLAGS:
+                raise ValueError(f"unknown feature {name!r} (known: {', '.join(FLAGS)})")
+        return value
+
+    @field_validator("deactivation_date")
+    @classmethod
+    def _date(cls, value):
+        if value is not None and not 2000 <= value.year <= 2199:
+            raise ValueError("dates must lie between the years 2000 and 2199")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "UserSpec":
+        if self.password and self.password_hash:
+            raise ValueError("give password or password_hash, not both")
+        if self.feature_groups is not None:
+            flags_from_groups(self.feature_groups)  # raises on unknown or contradicting groups
+        if self.mobiles and sum(m.profile == MobileProfile.mex for m in self.mobiles) > 1:
+            raise ValueError("at most one mobile number can be Mex")
+        if self.caller_id == CallerId.mobile and self.mobiles == []:
+            raise ValueError("caller_id mobile needs a mobile number")
+        return self
+
+    def flags(self) -> dict[str, bool] | None:
+        """The feature flags the file sets (groups first, then explicit features), or None."""
+        if self.feature_groups is None and self.features is None:
+            return None
+        flags = flags_from_groups(self.feature_groups or [])
+        flags.update(self.features or {})
+        return flags
+
+
+class GroupSpec(_Spec):
+    """An answer group: its number and members (user numbers); members start logged in."""
+
+    name: str = Field(min_length=1, max_length=100)
+    number: str | None = None
+    members: list[str] = []
+
+    _number = field_validator("number")(lambda v: _e164(v) if v else v)
+    _members = field_validator("members")(lambda v: [_e164(n) for n in v])
 
 
 class KeySpec(_Spec):
@@ -182,6 +278,7 @@ class PhonebookSpec(_Spec):
 class OrgFileSpec(_Spec):
     organization: OrganizationSpec
     users: list[UserSpec] = []
+    groups: list[GroupSpec] = []
     phonebooks: list[PhonebookSpec] = []
     phones: list[PhoneSpec] = []
 
@@ -286,10 +383,20 @@ def _check(parsed: ParsedOrgFile, source: str) -> None:
     if spec.organization.main_number:
         numbers[spec.organization.main_number] = ("organization", "main_number")
     extensions: dict[str, int] = {}
+    usernames: set[str] = set()
     for i, user in enumerate(spec.users):
         if user.number in numbers:
             problems.append((_line(pos, ("users", i, "number")), f"number {user.number} is used twice"))
         numbers[user.number] = ("users", i)
+        for m, mobile in enumerate(user.mobiles or []):
+            if mobile.number in numbers:
+                problems.append((_line(pos, ("users", i, "mobiles", m, "number")),
+                                 f"number {mobile.number} is used twice"))
+            numbers[mobile.number] = ("users", i, "mobiles", m)
+        if user.username:
+            if user.username.lower() in usernames:
+                problems.append((_line(pos, ("users", i, "username")), f"username {user.username} is used twice"))
+            usernames.add(user.username.lower())
         if user.extension:
             if user.extension in extensions:
                 problems.append((_line(pos, ("users", i, "extension")), f"extension {user.extension} is used twice"))
@@ -337,6 +444,18 @@ def _check(parsed: ParsedOrgFile, source: str) -> None:
                 if line.index > check_model.lines:
                     problems.append((_line(pos, ("phones", i, "lines", n, "index")),
                                      f"{plugin.display_name} {check_model.name} has lines 1-{check_model.lines}"))
+    group_names = set()
+    for g, group in enumerate(spec.groups):
+        if group.name in group_names:
+            problems.append((_line(pos, ("groups", g, "name")), f"group {group.name!r} is listed twice"))
+        group_names.add(group.name)
+        if group.number:
+            if group.number in numbers:
+                problems.append((_line(pos, ("groups", g, "number")), f"number {group.number} is used twice"))
+            numbers[group.number] = ("groups", g)
+        for m, member in enumerate(group.members):
+            if member not in users:
+                problems.append((_line(pos, ("groups", g, "members", m)), f"no user with number {member}"))
     names = set()
     for b, book in enumerate(spec.phonebooks):
         if book.name in names:
@@ -423,15 +542,22 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") 
         org.device_admin_password = secrets.token_urlsafe(12)
     await session.flush()
 
-    wanted_numbers = ([o.main_number] if o.main_number else []) + [u.number for u in spec.users]
+    number_locs: dict[str, tuple] = {}
+    if o.main_number:
+        number_locs[o.main_number] = ("organization", "main_number")
+    for i, u in enumerate(spec.users):
+        number_locs[u.number] = ("users", i, "number")
+        for m, mobile in enumerate(u.mobiles or []):
+            number_locs[mobile.number] = ("users", i, "mobiles", m, "number")
+    for g, group in enumerate(spec.groups):
+        if group.number:
+            number_locs[group.number] = ("groups", g, "number")
     existing_numbers = {
-        n.e164: n for n in (await session.execute(select(Number).where(Number.e164.in_(wanted_numbers)))).scalars()
+        n.e164: n for n in (await session.execute(select(Number).where(Number.e164.in_(list(number_locs))))).scalars()
     }
     for e164, number in existing_numbers.items():
         if number.organization_id != org.id:
-            loc = ("organization", "main_number") if e164 == o.main_number else \
-                ("users", next(i for i, u in enumerate(spec.users) if u.number == e164), "number")
-            problems.append((_line(pos, loc), f"number {e164} belongs to another organisation"))
+            problems.append((_line(pos, number_locs[e164]), f"number {e164} belongs to another organisation"))
 
     if o.main_number and not problems:
         main = existing_numbers.get(o.main_number)
@@ -439,7 +565,7 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") 
             session.add(Number(e164=o.main_number, organization_id=org.id, role=NumberRole.main))
             report.created["numbers"] += 1
         else:
-            _assign(main, None, "numbers", role=NumberRole.main, user_id=None)
+            _assign(main, None, "numbers", role=NumberRole.main, user_id=None, group_id=None, mobile_profile=None)
 
     users_by_number: dict[str, User] = {}
     for u in spec.users:
@@ -447,10 +573,10 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") 
             break
         number = existing_numbers.get(u.number)
         user = None
-        if number is not None and number.user_id is not None:
+        if number is not None and number.user_id is not None and number.role == NumberRole.primary:
             user = await session.get(User, number.user_id)
         if user is None:
-            user = User(organization_id=org.id, name=u.name, email=u.email, extension=u.extension)
+            user = User(organization_id=org.id, name=u.name, email=u.email, extension=u.extension, keywords=[])
             session.add(user)
             report.created["users"] += 1
             await session.flush()
@@ -460,9 +586,26 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") 
             session.add(Number(e164=u.number, organization_id=org.id, role=NumberRole.primary, user_id=user.id))
             report.created["numbers"] += 1
         else:
-            _assign(number, None, "numbers", role=NumberRole.primary, user_id=user.id)
+            _assign(number, None, "numbers", role=NumberRole.primary, user_id=user.id, group_id=None,
+                    mobile_profile=None)
+        _apply_user_fields(user, u, report)
         users_by_number[u.number] = user
     await session.flush()
+    for i, u in enumerate(spec.users):
+        if problems:
+            break
+        await _sync_mobiles(session, org, users_by_number[u.number], u, existing_numbers, report)
+        if u.username:
+            other = (await session.execute(select(User.id).where(
+                User.username == u.username.lower()))).scalar_one_or_none()
+            if other is not None and other != users_by_number[u.number].id:
+                problems.append((_line(pos, ("users", i, "username")), f"username {u.username} is taken"))
+    await session.flush()
+    removed = {n: user for n, user in users_by_number.items() if user.removed_at is not None}
+    for where, n in _user_references(spec):
+        if n in removed:
+            problems.append((_line(pos, where), f"user {n} was removed (deactivation date "
+                                                f"{removed[n].deactivation_date}); take them out of the file"))
 
     for i, p in enumerate(spec.phones):
         if problems:
@@ -489,11 +632,122 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") 
         await session.flush()
 
     if not problems:
+        await _sync_groups(session, org, spec.groups, users_by_number, existing_numbers, report)
         await _sync_phonebooks(session, org, spec.phonebooks, users_by_number)
 
     if problems:
         raise OrgFileError(problems, source)
     return report
+
+
+def _apply_user_fields(user: User, u: UserSpec, report: ImportReport) -> None:
+    """The optional user fields: each one the file gives is made so; one it leaves out is kept."""
+    given = u.model_fields_set
+    values: dict[str, Any] = {}
+    if "username" in given:
+        values["username"] = u.username.lower() if u.username else None
+    if u.admin is not None:
+        values["is_admin"] = u.admin
+    if u.softphone is not None:
+        values["softphone_licence"] = u.softphone
+    if u.caller_id is not None:
+        values["caller_id"] = u.caller_id
+    if u.keywords is not None:
+        values["keywords"] = u.keywords
+    if "deactivation_date" in given:
+        values["deactivation_date"] = u.deactivation_date
+    flags = u.flags()
+    if flags is not None:
+        values.update(flags)
+    if u.password_hash is not None:
+        values["password_hash"] = u.password_hash
+    elif u.password is not None and not (user.password_hash and verify_password(user.password_hash, u.password)):
+        values["password_hash"] = hash_password(u.password)
+    _assign(user, report.updated, "users", **values)
+    user.refresh_search_text()
+
+
+async def _sync_mobiles(session: AsyncSession, org: Organization, user: User, u: UserSpec,
+                        existing: dict[str, Number], report: ImportReport) -> None:
+    if u.mobiles is None:
+        return
+    wanted = {m.number: m.profile for m in u.mobiles}
+    current = (await session.execute(select(Number).where(
+        Number.user_id == user.id, Number.role == NumberRole.mobile))).scalars().all()
+    for number in current:
+        if number.e164 not in wanted:
+            await session.delete(number)
+            _count(report.deleted, "numbers")
+    await session.flush()
+    for e164, profile in wanted.items():
+        number = existing.get(e164) or next((n for n in current if n.e164 == e164), None)
+        if number is None:
+            session.add(Number(e164=e164, organization_id=org.id, role=NumberRole.mobile, user_id=user.id,
+                               mobile_profile=profile))
+            report.created["numbers"] += 1
+        else:
+            _assign(number, report.updated, "numbers", role=NumberRole.mobile, user_id=user.id, group_id=None,
+                    mobile_profile=profile)
+
+
+def _user_references(spec: OrgFileSpec):
+    """(location, user number) of every place the file binds or adds a user."""
+    for i, phone in enumerate(spec.phones):
+        if phone.user:
+            yield ("phones", i, "user"), phone.user
+        for n, line in enumerate(phone.lines):
+            yield ("phones", i, "lines", n, "user"), line.user
+    for g, group in enumerate(spec.groups):
+        for m, member in enumerate(group.members):
+            yield ("groups", g, "members", m), member
+    for b, book in enumerate(spec.phonebooks):
+        for m, member in enumerate(book.members if book.members != "all" else []):
+            yield ("phonebooks", b, "members", m), member
+
+
+async def _sync_groups(session: AsyncSession, org: Organization, groups: list[GroupSpec],
+                       users_by_number: dict[str, User], existing: dict[str, Number], report: ImportReport) -> None:
+    """Groups named in the file get exactly the listed number and members (a member who logged
+    out stays logged out)."""
+    if not groups:
+        return
+    current = {g.name: g for g in (await session.execute(
+        select(AnswerGroup).where(AnswerGroup.organization_id == org.id)
+        .options(selectinload(AnswerGroup.members), selectinload(AnswerGroup.numbers))
+    )).scalars()}
+    for spec in groups:
+        group = current.get(spec.name)
+        if group is None:
+            group = AnswerGroup(organization_id=org.id, name=spec.name, members=[], numbers=[])
+            session.add(group)
+            await session.flush()
+            _count(report.created, "groups")
+        changed = False
+        for number in list(group.numbers):
+            if number.e164 != spec.number:
+                await session.delete(number)
+                changed = True
+        if spec.number and all(n.e164 != spec.number for n in group.numbers):
+            number = existing.get(spec.number)
+            if number is None:
+                session.add(Number(e164=spec.number, organization_id=org.id, role=NumberRole.group,
+                                   group_id=group.id))
+                report.created["numbers"] += 1
+            else:
+                _assign(number, None, "numbers", role=NumberRole.group, group_id=group.id, user_id=None,
+                        mobile_profile=None)
+            changed = True
+        wanted = {users_by_number[n].id for n in spec.members}
+        for member in list(group.members):
+            if member.user_id not in wanted:
+                group.members.remove(member)
+                changed = True
+        for user_id in sorted(wanted - {m.user_id for m in group.members}):
+            group.members.append(GroupMember(user_id=user_id, logged_in=True))
+            changed = True
+        if changed and spec.name in current:
+            _count(report.updated, "groups")
+    await session.flush()
 
 
 def _sync_lines(device: Device, wanted: dict[int, tuple[User, CredentialsSpec | None]],
@@ -574,11 +828,20 @@ def _sync_keys(device: Device, keys: list[KeySpec], report: ImportReport) -> Non
             _assign(key, report.updated, "keys", **values)
 
 
-async def import_text(session: AsyncSession, text: str | bytes, source: str = "") -> ImportReport:
-    """Parse, check and apply in one transaction: all of it or nothing."""
+async def import_text(session: AsyncSession, text: str | bytes, source: str = "",
+                      now: datetime | None = None) -> ImportReport:
+    """Parse, check and apply in one transaction: all of it or nothing. A change is recorded in
+    the audit log (as the command line's) with its summary; an import that changes nothing, nothing."""
     parsed = parse(text, source)
     try:
         report = await apply(session, parsed, source)
+        if any(any(bucket.values()) for bucket in (report.created, report.updated, report.deleted)):
+            org_id = (await session.execute(select(Organization.id).where(
+                Organization.name == parsed.spec.organization.name))).scalar_one()
+            record(session, CLI, now=now or utcnow(), action="import", entity="organization", entity_id=org_id,
+                   organization_id=org_id, after={"source": source or None, "summary": report.summary(),
+                                                  "created": report.created, "updated": report.updated,
+                                                  "deleted": report.deleted})
         await session.commit()
     except BaseException:
         await session.rollback()
@@ -615,8 +878,17 @@ async def export(session: AsyncSession, organization: str, with_secrets: bool = 
         "ntp_server": org.ntp_server, "vlan": org.vlan,
         "device_admin_password": org.device_admin_password if with_secrets else None,
     })}
-    doc["users"] = [_drop_none({"name": u.name, "email": u.email, "number": primary_number(u),
-                                "extension": u.extension}) for u in users if primary_number(u)]
+    doc["users"] = [_export_user(u, with_secrets) for u in users if primary_number(u)]
+    groups = (await session.execute(
+        select(AnswerGroup).where(AnswerGroup.organization_id == org.id).order_by(AnswerGroup.name)
+        .options(selectinload(AnswerGroup.numbers),
+                 selectinload(AnswerGroup.members).selectinload(GroupMember.user).selectinload(User.numbers))
+    )).scalars().all()
+    if groups:
+        doc["groups"] = [_drop_none({
+            "name": g.name, "number": g.numbers[0].e164 if g.numbers else None,
+            "members": sorted(n for m in g.members if (n := primary_number(m.user))),
+        }) for g in groups]
     books = (await session.execute(
         select(Phonebook).where(Phonebook.organization_id == org.id).order_by(Phonebook.name)
         .options(selectinload(Phonebook.contacts),
@@ -652,6 +924,26 @@ async def export(session: AsyncSession, organization: str, with_secrets: bool = 
         phones.append(phone)
     doc["phones"] = phones
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def _export_user(u: User, with_secrets: bool) -> dict:
+    """A user as the file writes it: defaults left out, the password hash only with secrets."""
+    flags = {name: getattr(u, name) for name in FLAGS}
+    mobiles = sorted((n for n in u.numbers if n.role == NumberRole.mobile), key=lambda n: n.e164)
+    entry = {
+        "name": u.name, "email": u.email, "number": primary_number(u), "extension": u.extension,
+        "username": u.username,
+        "admin": True if u.is_admin else None,
+        "softphone": True if u.softphone_licence else None,
+        "caller_id": u.caller_id.value if u.caller_id != CallerId.fixed else None,
+        "mobiles": [{"number": n.e164, "profile": (n.mobile_profile or MobileProfile.non_mex).value}
+                    for n in mobiles] or None,
+        "keywords": list(u.keywords) if u.keywords else None,
+        "feature_groups": groups_from_flags(flags) or None,
+        "deactivation_date": u.deactivation_date,
+        "password_hash": u.password_hash if with_secrets else None,
+    }
+    return _drop_none(entry)
 
 
 def _drop_none(values: dict) -> dict:

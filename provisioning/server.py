@@ -21,6 +21,7 @@ from provisioning.db import make_engine, upgrade
 from provisioning.lifecycle import remove_due_users
 from provisioning.outbox import FileOutbox, Outbox
 from provisioning.pictures import PictureStore
+from provisioning import http as phone_http
 from provisioning.http import MAX_FIELD, MAX_LINE, make_phone_app
 from provisioning.serving import Provisioner
 from provisioning.settings import Settings
@@ -67,7 +68,7 @@ class Server:
         await self.feed.start()
         await self.run_deactivations()
         self._deactivations = asyncio.create_task(self._deactivation_loop(), name="deactivations")
-        self.http_port = await self._listen(make_phone_app(self.provisioner), s.http_port)
+        self.http_port = await self._listen(make_phone_app(self.provisioner), s.http_port, phone=True)
         log.info("phone HTTP listening on http://%s:%d/", s.host, self.http_port)
         if not s.public_url and s.http_port == 0:
             # An ephemeral port (tests): files that link to other files must name the real one.
@@ -77,7 +78,7 @@ class Server:
             context = server_context(Path(s.tls_cert), Path(s.tls_key or s.tls_cert),
                                      Path(s.tls_client_ca) if s.tls_client_ca else None,
                                      s.tls_require_client_cert)
-            self.https_port = await self._listen(make_phone_app(self.provisioner), s.https_port, context)
+            self.https_port = await self._listen(make_phone_app(self.provisioner), s.https_port, context, phone=True)
             log.info("phone HTTPS listening on https://%s:%d/%s", s.host, self.https_port,
                      " (client certificates " + ("required" if s.tls_require_client_cert else "accepted") + ")"
                      if s.tls_client_ca else "")
@@ -96,9 +97,13 @@ class Server:
             await asyncio.sleep(interval)
             self.provisioner.guard.sweep()
 
-    async def _listen(self, app: web.Application, port: int, ssl_context=None) -> int:
+    async def _listen(self, app: web.Application, port: int, ssl_context=None, *, phone: bool = False) -> int:
+        # Phone listeners face the internet: a request head must arrive within REQUEST_TIMEOUT
+        # (aiohttp closes a connection still waiting for one when its keep-alive timer fires,
+        # which it arms at connect and after every response; its default is an hour).
+        limits = {"keepalive_timeout": phone_http.REQUEST_TIMEOUT} if phone else {}
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                               max_line_size=MAX_LINE, max_field_size=MAX_FIELD)
+                               max_line_size=MAX_LINE, max_field_size=MAX_FIELD, **limits)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, port, ssl_context=ssl_context)
         await site.start()

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from provisioning.cache import ConfigCache, RenderedFile, Refusal
@@ -21,7 +22,7 @@ from provisioning.guard import GuardSettings, SourceGuard, parse_networks
 from provisioning.render import build_device_context, common_context, load_device
 from provisioning.settings import Settings
 from provisioning.templating import PhoneTemplates
-from provisioning.uploads import UploadStore
+from provisioning.uploads import UploadError, UploadStore
 from provisioning.vendors import BY_NAME, PLUGINS
 from provisioning.vendors.base import FileKind, FileRequest, UserAgentInfo, VendorPlugin
 
@@ -36,6 +37,14 @@ VENDOR = "\0vendor"
 #: How long a per-model common file request from an address tells us the model of the
 #: device behind that address (TFTP has no User-Agent; the model comes from the file name).
 HINT_SECONDS = 120.0
+#: The longest a request waits for the database (cache misses only). A database that is down or
+#: hung gives 503 + Retry-After instead of a 500 or a phone waiting forever; cached files are
+#: served throughout.
+DATABASE_TIMEOUT = 5.0
+DATABASE_RETRY_AFTER = 30
+#: What "the database is unavailable" looks like: driver errors wrapped by SQLAlchemy, a refused
+#: or reset connection (OSError), and our own timeout.
+_DATABASE_DOWN = (SQLAlchemyError, OSError, TimeoutError)
 
 
 class BadPath(ValueError):
@@ -44,11 +53,13 @@ class BadPath(ValueError):
 
 def clean_path(raw: str) -> str:
     """The request path relative to the server root, or BadPath."""
-    if len(raw.encode("utf-8", "surrogateescape")) > MAX_PATH:
+    # surrogatepass: any lone surrogate counts as bytes instead of raising UnicodeEncodeError
+    if len(raw.encode("utf-8", "surrogatepass")) > MAX_PATH:
         raise BadPath("path too long")
     path = raw.lstrip("/")
     segments = path.split("/")
-    if not path or any(not _SAFE_SEGMENT.match(s) or s in (".", "..") for s in segments):
+    # fullmatch: with match(), "$" also matched before a trailing newline ("x.cfg\n" passed)
+    if not path or any(not _SAFE_SEGMENT.fullmatch(s) or s in (".", "..") for s in segments):
         raise BadPath("illegal path")
     return path
 
@@ -145,7 +156,10 @@ class Provisioner:
         if not verdict.allowed:
             return Outcome(reason=verdict.reason, status=verdict.status, retry_after=verdict.retry_after)
         try:
-            outcome = await self._fetch(raw_path, user_agent, client_ip, certificate_mac)
+            async with asyncio.timeout(DATABASE_TIMEOUT):
+                outcome = await self._fetch(raw_path, user_agent, client_ip, certificate_mac)
+        except _DATABASE_DOWN as exc:
+            outcome = self._unavailable(exc)
         finally:
             self.guard.release(client_ip)
         if outcome.found:
@@ -199,34 +213,51 @@ class Provisioner:
         return outcome
 
     async def store(self, raw_path: str, data: bytes, *, user_agent: str | None, client_ip: str) -> Outcome:
-        """Keep a file a device uploads, if it is one its vendor uploads and the device is bound."""
-        outcome = await self._store(raw_path, data, user_agent, client_ip)
+        """Keep a file a device uploads, if it is one its vendor uploads and the device is bound.
+
+        Guarded like ``fetch``: refused PUTs count towards the source's ban, so PUT is no way
+        around the enumeration defence."""
+        verdict = self.guard.admit(client_ip)
+        if not verdict.allowed:
+            return Outcome(reason=verdict.reason, status=verdict.status, retry_after=verdict.retry_after)
+        try:
+            outcome = await self._store(raw_path, data, user_agent, client_ip)
+        except UploadError:  # an OSError too, but the disk's, not the database's: 507 from the caller
+            raise
+        except _DATABASE_DOWN as exc:
+            outcome = self._unavailable(exc)
+        finally:
+            self.guard.release(client_ip)
         if outcome.found:
             log.info("stored upload %r (%d bytes) from %s", raw_path[:300], len(data), client_ip)
         else:
             log.info("refused upload %r from %s (UA %r): %s", raw_path[:300], client_ip, (user_agent or "")[:200],
                      outcome.reason)
+            if outcome.suspicious:
+                self.guard.refused(client_ip, outcome.reason)
         return outcome
 
     async def _store(self, raw_path: str, data: bytes, user_agent: str | None, client_ip: str) -> Outcome:
         try:
             path = clean_path(raw_path)
         except BadPath as exc:
-            return Outcome(reason=str(exc))
+            return Outcome(reason=str(exc), suspicious=True)
         ua = self.identify_user_agent(user_agent)
         request = self._choose(self._candidates(path.rsplit("/", 1)[-1]) or self._candidates(path), ua)
         if request is None or request.kind is not FileKind.upload:
-            return Outcome(reason="not a file devices upload")
+            return Outcome(reason="not a file devices upload", suspicious=True)
         if ua is not None and ua.mac and ua.mac != request.mac:
-            return Outcome(reason=f"MAC in path {request.mac} is not the User-Agent's {ua.mac}")
+            return Outcome(reason=f"MAC in path {request.mac} is not the User-Agent's {ua.mac}", suspicious=True)
         if len(data) > self.settings.max_upload_bytes:
             return Outcome(reason="upload too large")
         if self.addresses.get(request.mac) != client_ip:
             # Poly's User-Agent names no MAC: without this anyone could plant an override file
             # (a new registrar) for any phone. Device credentials (digest/TLS) will tighten it.
-            return Outcome(reason="uploads are accepted only from the address the device provisions from")
-        async with self.sessions() as session:
-            device = await load_device(session, request.mac)
+            return Outcome(reason="uploads are accepted only from the address the device provisions from",
+                           suspicious=True)
+        async with asyncio.timeout(DATABASE_TIMEOUT):  # not around the write: a slow disk is not a 503
+            async with self.sessions() as session:
+                device = await load_device(session, request.mac)
         if device is None or device.organization is None or not device.lines:
             return Outcome(reason="unknown or unbound device")
         stored = await asyncio.to_thread(self.uploads.write, request.mac, request.name, data)
@@ -310,6 +341,13 @@ class Provisioner:
         await session.commit()
         log.info("learnt %s is a %s %s (firmware %s) from its request", device.mac, plugin.display_name,
                  device.model or "of unknown model", device.firmware or "unknown")
+
+    @staticmethod
+    def _unavailable(exc: BaseException) -> Outcome:
+        """The database is down or hung: nothing is cached, the device is asked to come back."""
+        log.warning("database unavailable, answering 503: %s",
+                    (str(exc) or type(exc).__name__).splitlines()[0][:300])
+        return Outcome(reason="database unavailable", status=503, retry_after=DATABASE_RETRY_AFTER)
 
     def _outcome(self, entry: RenderedFile | Refusal, request: FileRequest) -> Outcome:
         if isinstance(entry, Refusal):

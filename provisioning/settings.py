@@ -67,8 +67,8 @@ class Settings:
     remember_days: int = 30
     #: Mark the session cookie Secure (on whenever the admin side is served over HTTPS).
     cookie_secure: bool = False
-    #: How often the housekeeping task runs (deactivation dates, expired sessions).
-    housekeeping_seconds: int = 60
+    #: How often deactivation dates and expired sessions are checked.
+    deactivation_check_seconds: int = 60
     #: Largest profile picture accepted (bigger ones get 413).
     max_picture_bytes: int = 2 * 1024 * 1024
 

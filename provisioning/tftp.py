@@ -141,9 +141,15 @@ def _negotiate(options: dict[str, str]) -> dict[str, str]:
     accepted: dict[str, str] = {}
     if "blksize" in options:
         value = options["blksize"]
-        if not (value.isascii() and value.isdigit()) or int(value) < MIN_BLKSIZE:
-            raise _BadOption(f"invalid blksize {value!r}")
-        accepted["blksize"] = str(min(int(value), MAX_BLKSIZE))
+        if not (value.isascii() and value.isdigit()):
+            raise _BadOption(f"invalid blksize {value[:20]!r}")
+        # Any number of digits may arrive (int() refuses more than 4300): a value that long is
+        # above the maximum anyway, and RFC 2348 lets the server answer with a smaller one.
+        digits = value.lstrip("0")
+        number = int(digits or "0") if len(digits) <= 6 else MAX_BLKSIZE
+        if number < MIN_BLKSIZE:
+            raise _BadOption(f"invalid blksize {value[:20]!r}")
+        accepted["blksize"] = str(min(number, MAX_BLKSIZE))
     if "tsize" in options:
         accepted["tsize"] = "0"  # the server computes the real size
     return accepted

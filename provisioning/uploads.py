@@ -35,19 +35,21 @@ class UploadStore:
 
     def write(self, mac: str, name: str, data: bytes) -> Path:
         target = self._path(mac, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
-        try:
+        tmp = None
+        try:  # the folder and the temporary file too: a full disk fails there as often as in write()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
         except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
             reason = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
             raise UploadError(exc.errno, f"cannot store upload {name}: {reason}") from exc
         return target

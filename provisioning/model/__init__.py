@@ -1,14 +1,21 @@
 """The organisation model: one module per aggregate, all sharing one declarative Base."""
 
+from provisioning.model.accounts import ApiToken, LoginSession, SuperAdmin
+from provisioning.model.audit import AuditEntry
 from provisioning.model.base import Base
 from provisioning.model.changes import ChangeEvent
 from provisioning.model.devices import NUMBER_TARGET_KEYS, Device, Key, KeyType, Line
-from provisioning.model.numbers import Number, NumberRole
+from provisioning.model.diversions import Diversion, DiversionReason, DiversionTarget
+from provisioning.model.groups import AnswerGroup, GroupMember
+from provisioning.model.numbers import MobileProfile, Number, NumberRole
+from provisioning.model.outbox import OutboxMessage
 from provisioning.model.phonebooks import Contact, Phonebook, PhonebookMember
 from provisioning.model.tenancy import Organization
-from provisioning.model.users import User
+from provisioning.model.users import CallerId, User
 
 __all__ = [
-    "Base", "ChangeEvent", "Contact", "Device", "Key", "KeyType", "Line", "NUMBER_TARGET_KEYS", "Number",
-    "NumberRole", "Organization", "Phonebook", "PhonebookMember", "User",
+    "AnswerGroup", "ApiToken", "AuditEntry", "Base", "CallerId", "ChangeEvent", "Contact", "Device", "Diversion",
+    "DiversionReason", "DiversionTarget", "GroupMember", "Key", "KeyType", "Line", "LoginSession", "MobileProfile",
+    "NUMBER_TARGET_KEYS", "Number", "NumberRole", "Organization", "OutboxMessage", "Phonebook", "PhonebookMember",
+    "SuperAdmin", "User",
 ]

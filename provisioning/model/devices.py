@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import DateTime, Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from provisioning.model.base import Base, Timestamped
+from provisioning.model.base import Base, Timestamped, Versioned
 
 if TYPE_CHECKING:
     from provisioning.model.tenancy import Organization
@@ -35,7 +35,7 @@ class KeyType(enum.StrEnum):
 NUMBER_TARGET_KEYS = frozenset({KeyType.blf, KeyType.speed_dial})
 
 
-class Device(Timestamped, Base):
+class Device(Versioned, Timestamped, Base):
     __tablename__ = "device"
 
     id: Mapped[int] = mapped_column(primary_key=True)

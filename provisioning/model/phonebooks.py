@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from provisioning.model.base import Base, Timestamped
+from provisioning.model.base import Base, Timestamped, Versioned
 
 if TYPE_CHECKING:
     from provisioning.model.users import User
 
 
-class Phonebook(Timestamped, Base):
+class Phonebook(Versioned, Timestamped, Base):
     __tablename__ = "phonebook"
     __table_args__ = (UniqueConstraint("organization_id", "name", name="uq_phonebook_org_name"),)
 
@@ -33,7 +33,7 @@ class Phonebook(Timestamped, Base):
     )
 
 
-class Contact(Timestamped, Base):
+class Contact(Versioned, Timestamped, Base):
     __tablename__ = "contact"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from provisioning.model.base import Base, Timestamped
+from provisioning.model.base import Base, Timestamped, Versioned
 
 if TYPE_CHECKING:
     from provisioning.model.devices import Device
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from provisioning.model.users import User
 
 
-class Organization(Timestamped, Base):
+class Organization(Versioned, Timestamped, Base):
     __tablename__ = "organization"
 
     id: Mapped[int] = mapped_column(primary_key=True)
