@@ -10,6 +10,7 @@ from provisioning.model.groups import AnswerGroup, GroupMember
 from provisioning.model.numbers import MobileProfile, Number, NumberRole
 from provisioning.model.outbox import OutboxMessage
 from provisioning.model.phonebooks import Contact, Phonebook, PhonebookMember
+from provisioning.model.sightings import Sighting
 from provisioning.model.tenancy import Organization
 from provisioning.model.users import CallerId, User
 
@@ -17,5 +18,5 @@ __all__ = [
     "AnswerGroup", "ApiToken", "AuditEntry", "Base", "CallerId", "ChangeEvent", "Contact", "Device", "Diversion",
     "DiversionReason", "DiversionTarget", "GroupMember", "Key", "KeyType", "Line", "LoginSession", "MobileProfile",
     "NUMBER_TARGET_KEYS", "Number", "NumberRole", "Organization", "OutboxMessage", "Phonebook", "PhonebookMember",
-    "SuperAdmin", "User",
+    "Sighting", "SuperAdmin", "User",
 ]
