@@ -33,7 +33,8 @@ async def test_upgrade_from_0001_keeps_every_row(db_url):
                 "INSERT INTO line (device_id, \"index\", user_id, auth_username, password, created_at, updated_at)"
                 " VALUES (1, 1, 1, 'dpabc', 'secret-secret', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
         await upgrade(engine)
-        assert await revision(engine) == ("0002", "0002")
+        current, head = await revision(engine)
+        assert current == head and current >= "0002"
         async with engine.connect() as conn:
             counts = [(await conn.execute(text(f'SELECT count(*) FROM "{t}"'))).scalar()
                       for t in ("organization", "user", "number", "device", "line")]
