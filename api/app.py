@@ -11,9 +11,10 @@ import provisioning
 from api import openapi
 from api.framework import SERVER, api
 from api.problems import problem_middleware
-from api.resources import auth, devices, diversions, groups, me, misc, organizations, phonebooks, users  # noqa: F401
+from api.resources import auth, devices, diversions, groups, inbox, me, misc, organizations, phonebooks, users  # noqa: F401
 from api.resources.auth import THROTTLE
 from api.throttle import LoginThrottle
+from api.web import setup as setup_web_ui
 from provisioning.server import Server
 
 __all__ = ["SERVER", "make_admin_app"]
@@ -47,4 +48,5 @@ def make_admin_app(server: Server) -> web.Application:
 
     app.router.add_get("/api/v1/openapi.json", openapi_json)
     api.install(app)
+    setup_web_ui(app)  # the web pages (api/web)
     return app

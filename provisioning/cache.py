@@ -80,12 +80,17 @@ class ConfigCache:
 
     def invalidate(self, deps: Iterable[Dep]) -> int:
         """Drop every entry rendered from any of ``deps``; returns how many were dropped."""
-        dropped = 0
+        return len(self.invalidate_keys(deps))
+
+    def invalidate_keys(self, deps: Iterable[Dep]) -> list[CacheKey]:
+        """Drop every entry rendered from any of ``deps``; returns their keys (which devices'
+        files changed: the resync scheduler notifies those devices)."""
+        dropped = []
         for dep in deps:
             for key in list(self._by_dep.get(dep, ())):
                 self._drop(key)
-                dropped += 1
-        self.invalidations += dropped
+                dropped.append(key)
+        self.invalidations += len(dropped)
         return dropped
 
     def clear(self) -> None:

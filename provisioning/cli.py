@@ -191,11 +191,118 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
     _add_settings_flags(db)
+
+    bind = sub.add_parser("bind", help="bind a device to a user (its line 1): 'deskprov bind MAC USER'")
+    bind.add_argument("mac", help="the device's MAC, any spelling")
+    bind.add_argument("user", help="the user's number (any spelling), extension or username")
+    bind.add_argument("--model", help="e.g. 'Yealink T46S' (default: what the device said when seen)")
+    _add_settings_flags(bind)
+
+    inbox = sub.add_parser("inbox", help="devices seen but not bound to a user, newest first")
+    _add_settings_flags(inbox)
+
+    discover = sub.add_parser("discover", help="look for devices on the LAN and list them live")
+    discover.add_argument("--snmp", metavar="CIDR", action="append", default=[],
+                          help="scan these hosts/networks with SNMP (repeatable)")
+    discover.add_argument("--community", default="public", help="SNMP v2c community")
+    discover.add_argument("--mdns", action="store_true", help="browse mDNS announcements")
+    discover.add_argument("--pnp", action="store_true", help="answer SIP plug-and-play SUBSCRIBEs meanwhile")
+    discover.add_argument("--interface", default=None,
+                          help="address of the LAN interface for mDNS and PnP (default: the pnp_interface setting)")
+    discover.add_argument("--seconds", type=float, default=10.0, help="how long to listen")
+    _add_settings_flags(discover)
+
+    dhcp = sub.add_parser("dhcp", help="DHCP helpers for the technician")
+    dhcp_kinds = dhcp.add_subparsers(dest="dhcp_command", required=True)
+    snippet = dhcp_kinds.add_parser("snippet", help="option 66/43/160/150/114 lines per vendor class")
+    snippet.add_argument("--server", required=True, choices=["isc", "kea", "dnsmasq"])
+    snippet.add_argument("--url", help="provisioning URL (default: the server's)")
+    snippet.add_argument("--tftp-server", help="IP of a TFTP server for Cisco option 150")
+    snippet.add_argument("--vendor", action="append", help="only these vendors (repeatable)")
+    _add_settings_flags(snippet)
+
+    cert = sub.add_parser("cert", help="write a self-signed server certificate and key (labs and tests)")
+    cert.add_argument("names", nargs="+", help="host names and IP addresses the phones use")
+    cert.add_argument("--out", default=None, help="directory (default: <data dir>/tls)")
+    cert.add_argument("--days", type=int, default=825)
+    _add_settings_flags(cert)
+
+    # composes the routing engine with the simulators: loaded by name, the core imports no simulator
+    importlib.import_module("simulators.simulate_cli").add_simulate_parser(sub)
     return parser
+
+
+async def _bind(settings: Settings, args: argparse.Namespace) -> int:
+    from provisioning.discovery.inbox import BindError, bind
+    from provisioning.mac import MacError
+
+    async def work(session):
+        device = await bind(session, args.mac, args.user, model=args.model)
+        await session.commit()
+        return device
+
+    try:
+        device = await _with_session(settings, work)
+    except (BindError, MacError) as exc:
+        print(f"deskprov bind: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    print(f"bound {device.mac} ({device.vendor or 'vendor not yet known'} {device.model or ''}) to {args.user}")
+    return 0
+
+
+async def _inbox(settings: Settings) -> int:
+    from provisioning.discovery.inbox import Inbox
+
+    entries = await _with_session(settings, Inbox.unbound)
+    print(f"{'MAC':12}  {'seen by':7}  {'address':15}  {'vendor':11}  {'model':10}  {'firmware':16}  last seen")
+    for e in entries:
+        print(f"{e.mac:12}  {e.how:7}  {e.ip or '':15}  {e.vendor or '':11}  {e.model or '':10}  "
+              f"{e.firmware or '':16}  {e.last_seen_at:%Y-%m-%d %H:%M:%S}")
+    print(f"{len(entries)} unbound device(s)")
+    return 0
+
+
+async def _discover(settings: Settings, args: argparse.Namespace) -> int:
+    from provisioning.discovery.live import discover
+
+    try:
+        return await discover(settings, snmp=args.snmp, community=args.community, mdns=args.mdns, pnp=args.pnp,
+                              interface=args.interface or settings.pnp_interface, seconds=args.seconds)
+    except ValueError as exc:
+        print(f"deskprov discover: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dhcp(settings: Settings, args: argparse.Namespace) -> int:
+    from provisioning.dhcp import DhcpSnippetError, render_snippet
+
+    try:
+        print(render_snippet(args.server, args.url or settings.provisioning_url, tftp_server=args.tftp_server,
+                             vendors=args.vendor), end="")
+    except DhcpSnippetError as exc:
+        print(f"deskprov dhcp snippet: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cert(settings: Settings, args: argparse.Namespace) -> int:
+    from provisioning.certs import self_signed, write_pair
+
+    try:
+        cert_path, key_path = write_pair(Path(args.out) if args.out else settings.data_dir / "tls", "server",
+                                         *self_signed(tuple(args.names), days=args.days))
+    except (ValueError, OSError) as exc:
+        print(f"deskprov cert: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {cert_path} and {key_path}; serve HTTPS with DESKPROV_TLS_CERT={cert_path} "
+          f"DESKPROV_TLS_KEY={key_path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "simulate":  # needs no settings or database
+        return importlib.import_module("simulators.simulate_cli").run_simulate(args)
     try:
         settings = _settings(args)
     except SettingsError as exc:
@@ -213,6 +320,16 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_export(settings, args.organization, args.secrets))
     if args.command in ("admin", "superadmin"):
         return asyncio.run(_create_account(settings, args))
+    if args.command == "bind":
+        return asyncio.run(_bind(settings, args))
+    if args.command == "inbox":
+        return asyncio.run(_inbox(settings))
+    if args.command == "discover":
+        return asyncio.run(_discover(settings, args))
+    if args.command == "dhcp":
+        return _dhcp(settings, args)
+    if args.command == "cert":
+        return _cert(settings, args)
     return asyncio.run(_db(settings, args.action))
 
 

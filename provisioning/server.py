@@ -18,15 +18,21 @@ from provisioning.certs import server_context
 from provisioning.changes import ChangeFeed, Listener, tracked_sessionmaker
 from provisioning.clock import Clock, SystemClock
 from provisioning.db import make_engine, upgrade
+from provisioning.discovery.fingerprints import vendor_for_mac
+from provisioning.discovery.inbox import Inbox
+from provisioning.discovery.pnp import PnpResponder
+from provisioning.discovery.sighting import Sighting as Seen
 from provisioning.lifecycle import remove_due_users
 from provisioning.outbox import FileOutbox, Outbox
 from provisioning.pictures import PictureStore
 from provisioning import http as phone_http
 from provisioning.http import MAX_FIELD, MAX_LINE, make_phone_app
-from provisioning.serving import Provisioner
+from provisioning.serving import Fetched, Provisioner
 from provisioning.settings import Settings
+from provisioning.sync import SyncScheduler
 from provisioning.templating import PhoneTemplates
 from provisioning.tftp import TftpService
+from provisioning.vendors import BY_NAME
 
 log = logging.getLogger("deskprov.server")
 
@@ -45,11 +51,17 @@ class Server:
         self.pictures = PictureStore(settings.data_dir / "pictures")
         self._deactivations: asyncio.Task | None = None
         self.cache = ConfigCache()
-        self.listeners: list[Listener] = [self.cache.invalidate]
+        #: Resync push: devices whose cached files a change dropped get their vendor's NOTIFY.
+        self.sync = SyncScheduler(local_host=settings.sip_source_address,
+                                  debounce=float(settings.resync_debounce_seconds))
+        self.listeners: list[Listener] = [self._invalidate]
         self.engine = make_engine(settings.database_url)
         self.sessions = tracked_sessionmaker(self.engine, self.listeners)
         self.templates = PhoneTemplates(settings.templates_dir)
         self.provisioner = Provisioner(settings, self.sessions, self.cache, self.templates)
+        self.inbox = Inbox(self.sessions)
+        self.provisioner.observers.append(self._fetched)
+        self.pnp: PnpResponder | None = None
         self.feed = ChangeFeed(self.sessions, self.listeners)
         self._runners: list[web.AppRunner] = []
         self.tftp: TftpService | None = None
@@ -89,7 +101,54 @@ class Server:
         await self.tftp.start()
         self.tftp_port = self.tftp.port
         log.info("phone TFTP listening on %s:%d", s.host, self.tftp_port)
+        await self.inbox.start()
+        await self.sync.start()
+        if s.pnp_enabled:
+            pnp = PnpResponder(url_for=self._pnp_url, on_sighting=self._pnp_seen, group=s.pnp_group,
+                               port=s.pnp_port, interface=s.pnp_interface)
+            try:
+                await pnp.start()
+            except OSError as exc:  # provisioning works without it; say why it is off
+                log.error("SIP plug-and-play is off: cannot listen on %s:%d on %s: %s", s.pnp_group, s.pnp_port,
+                          s.pnp_interface, exc.strerror or exc)
+            else:
+                self.pnp = pnp
+                log.info("SIP plug-and-play answering on %s:%d (interface %s)", s.pnp_group, pnp.port,
+                         s.pnp_interface)
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
+
+    # -- discovery and resync ----------------------------------------------------------------
+    def _invalidate(self, deps) -> None:
+        """A committed change (here or on another node): drop what it affects, push resyncs."""
+        self.sync.cache_keys_dropped(self.cache.invalidate_keys(deps))
+
+    def _fetched(self, event: Fetched) -> None:
+        ua = self.provisioner.identify_user_agent(event.user_agent)
+        try:
+            seen = Seen(mac=event.mac, ip=event.ip, how=event.transport, vendor=event.vendor,
+                        model=ua.model if ua else None, firmware=ua.firmware if ua else None)
+        except ValueError:
+            return
+        self.inbox.saw(seen, event.user_agent)
+        if event.served:
+            self.sync.fetched(event.mac, event.path, event.ip, vendor=event.vendor, transport=event.transport)
+
+    def _pnp_url(self, vendor: str | None, model: str | None, mac: str | None) -> str:
+        plugin = BY_NAME.get(vendor or "") or (BY_NAME.get(vendor_for_mac(mac) or "") if mac else None)
+        base = self.settings.provisioning_url
+        return plugin.pnp_url(base, mac) if plugin else base
+
+    def _pnp_seen(self, sighting) -> None:
+        if not sighting.mac:
+            return
+        vendor = (sighting.vendor or "").lower()
+        vendor = vendor if vendor in BY_NAME else vendor_for_mac(sighting.mac)
+        try:
+            self.inbox.saw(Seen(mac=sighting.mac, ip=sighting.ip, how="pnp", vendor=vendor, model=sighting.model,
+                                firmware=sighting.firmware, port=sighting.port), sighting.user_agent)
+        except ValueError:
+            return
+        self.sync.seen(sighting.mac, sighting.ip, sip_port=sighting.port, vendor=vendor)
 
     async def _housekeep(self, interval: float = 60.0) -> None:
         """Periodic chores that keep memory bounded under a scan."""
@@ -140,6 +199,9 @@ class Server:
                 log.warning("deactivation run failed", exc_info=True)
 
     async def stop(self) -> None:
+        if self.pnp is not None:
+            await self.pnp.stop()
+        await self.sync.stop()
         if self._deactivations is not None:
             self._deactivations.cancel()
             await asyncio.gather(self._deactivations, return_exceptions=True)
@@ -152,6 +214,7 @@ class Server:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        await self.inbox.stop()  # after the listeners: their last sightings are written too
         await self.feed.stop()
         await self.engine.dispose()
 

@@ -12,6 +12,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -85,6 +86,19 @@ class Outcome:
         return self.file is not None or self.static_path is not None
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A request that named a device (and was not probing): for the inbox and resync tracking."""
+
+    mac: str
+    path: str
+    ip: str
+    vendor: str | None
+    transport: str
+    user_agent: str | None
+    served: bool
+
+
 class Provisioner:
     def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], cache: ConfigCache,
                  templates: PhoneTemplates) -> None:
@@ -98,6 +112,8 @@ class Provisioner:
         self.uploads = UploadStore(settings.data_dir / "uploads")
         #: MAC -> the address its own config was last served to
         self.addresses: dict[str, str] = {}
+        #: called with every Fetched (cheap and synchronous: they only note it)
+        self.observers: list[Callable[[Fetched], None]] = []
         self.guard = SourceGuard(GuardSettings(
             refusal_burst=settings.guard_refusal_burst, refusal_window=settings.guard_refusal_window,
             ban_seconds=settings.guard_ban_seconds,
@@ -169,6 +185,10 @@ class Provisioner:
                      (user_agent or "")[:200], outcome.reason)
             if outcome.suspicious:
                 self.guard.refused(client_ip, outcome.reason)
+        if outcome.mac and not outcome.suspicious and self.observers:
+            event = Fetched(outcome.mac, raw_path, client_ip, outcome.vendor, transport, user_agent, outcome.found)
+            for observer in self.observers:
+                observer(event)
         return outcome
 
     async def _fetch(self, raw_path: str, user_agent: str | None, client_ip: str,

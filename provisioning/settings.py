@@ -56,6 +56,17 @@ class Settings:
     tls_key: str = ""
     tls_client_ca: str = ""
     tls_require_client_cert: bool = False
+    #: SIP plug-and-play (provisioning/discovery/pnp.py): the multicast group and port phones
+    #: SUBSCRIBE to, and the address of the interface to listen on. Loopback by default: the
+    #: operator names the LAN interface's address, so nothing leaves the host unless asked.
+    pnp_enabled: bool = True
+    pnp_group: str = "224.0.1.75"
+    pnp_port: int = 5060
+    pnp_interface: str = "127.0.0.1"
+    #: Resync push (provisioning/sync.py): the address NOTIFYs are sent from (the LAN address in
+    #: production) and how long changes to one device are gathered before one NOTIFY goes out.
+    sip_source_address: str = "127.0.0.1"
+    resync_debounce_seconds: int = 5
     #: Reverse proxies (comma-separated CIDRs) whose X-Forwarded-For names the real client.
     trusted_proxies: str = ""
     #: Largest file a device may upload (Poly local settings, logs); bigger ones get 413.

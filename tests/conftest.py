@@ -56,7 +56,7 @@ def db_url(request, tmp_path):
 
 
 def make_settings(tmp_path: Path, db: str, **overrides):
-    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0,
+    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0, "pnp_port": 0,
                           "data_dir": str(tmp_path / "var"), "db": db, **overrides}, environ={})
 
 

@@ -95,7 +95,8 @@ async def test_serve_uses_env_settings_serves_and_stops_on_sigterm(env, tmp_path
     and an import made by another process while it runs reaches its cache."""
     deskprov("import", str(EXAMPLE), env=env)
     http_port, api_port, tftp_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
-    env = {**env, "DESKPROV_HTTP_PORT": str(http_port), "DESKPROV_API_PORT": str(api_port)}
+    env = {**env, "DESKPROV_HTTP_PORT": str(http_port), "DESKPROV_API_PORT": str(api_port),
+           "DESKPROV_PNP_PORT": str(free_port(socket.SOCK_DGRAM))}
     proc = subprocess.Popen([sys.executable, "-m", "provisioning.cli", "serve", "--tftp-port", str(tftp_port)],
                             env=env, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []

@@ -96,7 +96,7 @@ class Client:
 
 
 def make_settings(tmp_path: Path, db: str):
-    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0,
+    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0, "pnp_port": 0,
                           "data_dir": str(tmp_path / "var"), "db": db}, environ={})
 
 

@@ -109,7 +109,7 @@ CONTACTS = [  # the server sorts by name: Z before Å
 
 def make_settings(tmp_path: Path, db: str, **overrides):
     """As conftest's make_settings (conftest is not importable from a test package)."""
-    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0,
+    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0, "pnp_port": 0,
                           "data_dir": str(tmp_path / "var"), "db": db, **overrides}, environ={})
 
 
