@@ -20,6 +20,7 @@ from provisioning.clock import Clock, SystemClock
 from provisioning.db import make_engine, upgrade
 from provisioning.discovery.fingerprints import vendor_for_mac
 from provisioning.discovery.inbox import Inbox
+from provisioning.discovery.mdns import MdnsDiscovery
 from provisioning.discovery.pnp import PnpResponder
 from provisioning.discovery.sighting import Sighting as Seen
 from provisioning.lifecycle import remove_due_users
@@ -62,6 +63,7 @@ class Server:
         self.inbox = Inbox(self.sessions)
         self.provisioner.observers.append(self._fetched)
         self.pnp: PnpResponder | None = None
+        self.mdns: MdnsDiscovery | None = None
         self.feed = ChangeFeed(self.sessions, self.listeners)
         self._runners: list[web.AppRunner] = []
         self.tftp: TftpService | None = None
@@ -115,6 +117,11 @@ class Server:
                 self.pnp = pnp
                 log.info("SIP plug-and-play answering on %s:%d (interface %s)", s.pnp_group, pnp.port,
                          s.pnp_interface)
+        if s.mdns_enabled:
+            self.mdns = MdnsDiscovery(interfaces=(s.pnp_interface,), on_sighting=self.inbox.saw)
+            await self.mdns.advertise(s.provisioning_url)
+            await self.mdns.browse()
+            log.info("mDNS advertising %s and browsing on %s", s.provisioning_url, s.pnp_interface)
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
 
     # -- discovery and resync ----------------------------------------------------------------
@@ -199,6 +206,8 @@ class Server:
                 log.warning("deactivation run failed", exc_info=True)
 
     async def stop(self) -> None:
+        if self.mdns is not None:
+            await self.mdns.stop()
         if self.pnp is not None:
             await self.pnp.stop()
         await self.sync.stop()

@@ -63,6 +63,9 @@ class Settings:
     pnp_group: str = "224.0.1.75"
     pnp_port: int = 5060
     pnp_interface: str = "127.0.0.1"
+    #: mDNS (provisioning/discovery/mdns.py): advertise the provisioning service and put devices
+    #: that announce themselves in the inbox, on the pnp_interface address. Off by default.
+    mdns_enabled: bool = False
     #: Resync push (provisioning/sync.py): the address NOTIFYs are sent from (the LAN address in
     #: production) and how long changes to one device are gathered before one NOTIFY goes out.
     sip_source_address: str = "127.0.0.1"

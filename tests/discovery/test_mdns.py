@@ -113,3 +113,28 @@ async def test_unknown_devices_are_reported_when_asked():
 def test_identify_service(name, server, txt, expected):
     type_ = name.split(".", 1)[1] if name.count("._") == 2 else name[name.index("._") + 1:]
     assert identify_service(name, type_, server, txt) == expected
+
+
+async def test_the_server_advertises_and_puts_announcing_phones_in_the_inbox(make_server):
+    from provisioning.discovery.inbox import Inbox
+
+    server = await make_server(mdns_enabled=True)
+    phone = MdnsPhone(vendor="Yealink", model="T54W", mac="80:5e:c0:aa:77:01", firmware="96.86.0.70",
+                      instance="Yealink T54W 805EC0AA7701", interfaces=LO)
+    tool = AsyncZeroconf(interfaces=LO, ip_version=IPVersion.V4Only)
+    try:
+        info = AsyncServiceInfo(ADVERTISED_TYPE, server.mdns._advertised[0].name)
+        assert await info.async_request(tool.zeroconf, 3000)
+        assert info.properties[b"url"] == server.settings.provisioning_url.encode()
+        await phone.start()
+        for _ in range(100):
+            await server.inbox.flush()
+            async with server.sessions() as session:
+                if any(e.mac == "805ec0aa7701" for e in await Inbox.unbound(session)):
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the announcing phone never reached the inbox")
+    finally:
+        await phone.stop()
+        await tool.async_close()
