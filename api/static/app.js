@@ -10,6 +10,28 @@
     });
   }
 
+  // -- polled fragments (the technician's inbox): re-read every few seconds, never mid-edit ------
+  document.querySelectorAll("[data-poll]").forEach(function (holder) {
+    var seconds = Math.max(2, parseInt(holder.dataset.pollSeconds || "5", 10));
+    function busy() {
+      var el = document.activeElement;
+      return el && holder.contains(el) && el.closest("form") && (el.tagName === "SELECT" || el.value);
+    }
+    function poll() {
+      if (document.visibilityState !== "visible" || busy()) { return; }
+      fetch(holder.dataset.poll, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+        .then(function (r) {
+          if (r.status === 401) { window.location.assign("/login?next=" + encodeURIComponent(location.pathname)); }
+          if (!r.ok) { throw new Error(String(r.status)); }
+          return r.text();
+        })
+        .then(function (html) { if (!busy()) { holder.innerHTML = html; } })
+        .catch(function () {});
+    }
+    window.setInterval(poll, seconds * 1000);
+    document.addEventListener("visibilitychange", poll);
+  });
+
   // -- Mina svarsgrupper: toggles without reload, live updates over server-sent events --------
   var box = document.querySelector("[data-live-groups]");
   if (!box) { return; }

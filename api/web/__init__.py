@@ -11,7 +11,7 @@ import json
 
 from aiohttp import web
 
-from api.web import admin, live, pages  # noqa: F401  (admin registers its routes on pages.routes)
+from api.web import admin, audit, devices, inbox, live, pages  # noqa: F401  (these register on pages.routes)
 from api.web.core import STATIC, lang_of, page_middleware
 from api.web.i18n import t
 from api.web.icons import SIZES, icon_png

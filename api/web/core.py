@@ -54,6 +54,17 @@ def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 env.filters["local"] = local_time
 
+
+def mac_text(value: str | None) -> str:
+    """12 hex digits as the phone's label shows them (80:5E:C0:AA:BB:01); anything else as it is."""
+    raw = (value or "").replace(":", "").replace("-", "")
+    if len(raw) == 12:
+        return ":".join(raw[i:i + 2] for i in range(0, 12, 2)).upper()
+    return value or ""
+
+
+env.filters["mac"] = mac_text
+
 _OPS: dict[str, Operation] = {}
 
 
