@@ -11,7 +11,10 @@ import provisioning
 from api import openapi
 from api.framework import SERVER, api
 from api.problems import problem_middleware
-from api.resources import auth, devices, diversions, groups, inbox, me, misc, organizations, phonebooks, users  # noqa: F401
+from api.resources import (  # noqa: F401
+    auth, devices, diversions, groups, inbox, me, menus, messages, misc, organizations, phonebooks, schedules, users,
+)
+from api.resources.messages import LIMITS as MESSAGE_LIMITS
 from api.resources.auth import THROTTLE
 from api.throttle import LoginThrottle
 from api.web import setup as setup_web_ui
@@ -35,8 +38,9 @@ async def health(request: web.Request) -> web.Response:
 
 
 def make_admin_app(server: Server) -> web.Application:
-    # Pictures are the largest bodies; JSON bodies have their own, smaller limit.
-    app = web.Application(client_max_size=max(1024 * 1024, server.settings.max_picture_bytes + 64 * 1024),
+    # Voice recordings and pictures are the largest bodies; JSON bodies have their own, smaller limit.
+    largest = max(server.settings.max_picture_bytes, MESSAGE_LIMITS.max_bytes)
+    app = web.Application(client_max_size=max(1024 * 1024, largest + 64 * 1024),
                           middlewares=[problem_middleware])
     app[SERVER] = server
     app[THROTTLE] = LoginThrottle(server.clock)

@@ -64,7 +64,8 @@ async def _import(settings: Settings, path: str) -> int:
         print(f"deskprov import: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        report = await _with_session(settings, lambda s: import_text(s, data, source=path))
+        report = await _with_session(
+            settings, lambda s: import_text(s, data, source=path, media_dir=settings.data_dir / "messages"))
     except OrgFileError as exc:
         print(exc.format(), file=sys.stderr)
         print("deskprov import: nothing was changed", file=sys.stderr)

@@ -11,6 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,12 +26,22 @@ from provisioning.features import FLAGS, flags_from_groups, groups_from_flags
 from provisioning.model.base import utcnow
 from provisioning.mac import MacError, normalize_mac
 from provisioning.model import (
-    NUMBER_TARGET_KEYS, AnswerGroup, CallerId, Contact, Device, GroupMember, Key, KeyType, Line, MobileProfile, Number,
-    NumberRole, Organization, Phonebook, PhonebookMember, User,
+    NUMBER_TARGET_KEYS, AnswerGroup, CallerId, Contact, Device, GroupMember, Key, KeyType, Line, Menu, MenuOption,
+    MobileProfile, Number, NumberRole, Organization, Phonebook, PhonebookMember, Schedule, ScheduleEntry, User,
+    VoiceMessage,
 )
 from provisioning.numbers import NumberError, to_e164
 from provisioning.passwords import WeakPassword, check_policy, hash_password, verify_password
 from provisioning.render import primary_number
+from provisioning.routing.menus import KEYS, Destination, MenuError
+from provisioning.routing.schedule import ScheduleEntry as RoutingEntry
+from provisioning.routing.schedule import ScheduleError, add_holidays, entry_from_mapping
+from provisioning.routing.snapshot import (
+    OrgRefs, RefError, dest_from_routing, dest_to_yaml, entry_columns, entry_to_routing, load_schedules,
+)
+from provisioning.media import MediaError
+from provisioning.model.media import MessageStore, generate
+from provisioning.routing.strategies import Strategy
 from provisioning.vendors import BY_NAME, PLUGINS
 from provisioning.vendors.base import PhoneModel, VendorPlugin
 
@@ -83,6 +94,9 @@ class OrganizationSpec(_Spec):
     vlan: int | None = Field(None, ge=1, le=4094)
     #: The devices' own admin password; generated (and kept) when not given.
     device_admin_password: str | None = Field(None, min_length=8, max_length=64, pattern=r"^[!-~]+$")
+    #: The main number's own calendar (when a group or menu answers it, theirs applies too).
+    schedule: list["EntrySpec"] | None = None
+    holidays: "HolidaysSpec | None" = None
 
     _number = field_validator("main_number")(lambda v: _e164(v) if v else v)
 
@@ -185,15 +199,172 @@ class UserSpec(_Spec):
         return flags
 
 
+def _destination(value: Any) -> Destination | None:
+    """``{user: number-or-extension}``, ``{group: name}``, ``{menu: name}``, ``{external: number}``,
+    ``{voicemail: user}``, ``{message: name}``, ``repeat`` or ``hangup``."""
+    if value is None or isinstance(value, Destination):
+        return value
+    if not isinstance(value, (str, dict)):
+        raise ValueError("a destination is one of {user|group|menu|external|voicemail|message: ...}, "
+                         "repeat or hangup")
+    try:
+        return Destination.from_mapping(value)
+    except MenuError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class MessageSpec(_Spec):
+    """A voice message: ``text`` is spoken with espeak-ng at import (pending when it is missing);
+    without text the message must exist already (a recording uploaded through the API)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    text: str | None = Field(None, min_length=1, max_length=5000)
+    voice: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9_+-]+$")
+
+
+class EntrySpec(_Spec):
+    """A calendar entry: ``date`` (+ ``end_date``) or ``weekdays`` (or neither: ``default``), an
+    optional ``from``/``to``, ``action`` open|closed, ``message`` (Closed), ``then`` (a destination)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True,
+                              arbitrary_types_allowed=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    date: str | None = None
+    end_date: str | None = None
+    weekdays: list[str] | None = None
+    from_: str | None = Field(None, alias="from")
+    to: str | None = None
+    action: str
+    message: str | None = Field(None, max_length=100)
+    then: Any = None
+
+    @field_validator("date", "end_date", "from_", "to", mode="before")
+    @classmethod
+    def _text(cls, value, info):
+        if isinstance(value, int) and not isinstance(value, bool) and info.field_name in ("from_", "to"):
+            return f"{value // 60:02d}:{value % 60:02d}"  # YAML 1.1 reads an unquoted 12:00 as 720
+        return None if value is None else str(value)
+
+    _then = field_validator("then")(_destination)
+
+    def routing_entry(self) -> RoutingEntry:
+        data = {"name": self.name, "date": self.date, "end_date": self.end_date, "weekdays": self.weekdays,
+                "from": self.from_, "to": self.to, "action": self.action, "message": self.message}
+        return entry_from_mapping({k: v for k, v in data.items() if v is not None})
+
+    @model_validator(mode="after")
+    def _valid(self) -> "EntrySpec":
+        try:
+            self.routing_entry()
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class HolidaysSpec(_Spec):
+    """Public holidays of the current and the next year, added as dated entries."""
+
+    country: str = Field("SE", pattern=r"^[A-Z]{2}$")
+    action: Literal["open", "closed"] = "closed"
+    message: str | None = Field(None, max_length=100)
+
+
+class QueueSpec(_Spec):
+    max_callers: int | None = Field(None, ge=1, le=1000)
+    max_wait: int | None = Field(None, ge=1, le=86400)
+    message: str | None = Field(None, max_length=100)
+    first_announcement: int | None = Field(None, ge=0, le=3600)
+    announce_interval: int | None = Field(None, ge=5, le=3600)
+    announce_position: bool = False
+    join_empty: bool = False
+
+
+class MemberSpec(_Spec):
+    user: str
+    #: given: the member is logged in or out as written; left out: a new member starts logged in
+    #: and an existing one keeps their state
+    logged_in: bool | None = None
+    ring_time: int | None = Field(None, ge=1, le=600)
+
+    _user = field_validator("user")(_e164)
+
+
 class GroupSpec(_Spec):
-    """An answer group: its number and members (user numbers); members start logged in."""
+    """An answer group: its number, distribution, members (user numbers or {user, logged_in,
+    ring_time}, in order), queue, no-answer destination and calendar."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, arbitrary_types_allowed=True)
 
     name: str = Field(min_length=1, max_length=100)
     number: str | None = None
-    members: list[str] = []
+    group_id: str | None = Field(None, pattern=r"^[0-9]{1,6}$")
+    strategy: Strategy = Strategy.RING_ALL
+    ring_time: int = Field(20, ge=1, le=600)
+    no_answer_time: int = Field(60, ge=1, le=3600)
+    repeat: bool = True
+    retry_delay: int = Field(0, ge=0, le=600)
+    members: list[MemberSpec] = []
+    queue: QueueSpec | None = None
+    no_answer: Any = None
+    schedule: list[EntrySpec] | None = None
+    holidays: HolidaysSpec | None = None
 
     _number = field_validator("number")(lambda v: _e164(v) if v else v)
-    _members = field_validator("members")(lambda v: [_e164(n) for n in v])
+    _no_answer = field_validator("no_answer")(_destination)
+
+    @field_validator("group_id", mode="before")
+    @classmethod
+    def _code(cls, value):
+        return None if value is None else str(value)
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value):
+        try:
+            return Strategy.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"unknown strategy {value!r}; use one of {', '.join(s.value for s in Strategy)}") \
+                from exc
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _members(cls, value):
+        return [{"user": m} if isinstance(m, (str, int)) else m for m in value or []]
+
+
+class MenuSpec(_Spec):
+    """An IVR menu: greeting, per-key destinations, silence and wrong-key handling, calendar."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, arbitrary_types_allowed=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    number: str | None = None
+    message: str = Field(min_length=1, max_length=100)
+    options: dict[str, Any] = {}
+    timeout: float = Field(5.0, gt=0, le=120)
+    retries: int = Field(2, ge=0, le=10)
+    invalid_message: str | None = Field(None, max_length=100)
+    timeout_destination: Any = None
+    final_destination: Any = None
+    schedule: list[EntrySpec] | None = None
+    holidays: HolidaysSpec | None = None
+
+    _number = field_validator("number")(lambda v: _e164(v) if v else v)
+    _dest = field_validator("timeout_destination", "final_destination")(_destination)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options(cls, value):
+        if not isinstance(value, dict):
+            raise ValueError("options map keys (0-9, * and #) to destinations")
+        out = {}
+        for key, dest in value.items():
+            key = str(key).strip()
+            if key not in KEYS:
+                raise ValueError(f"{key!r} is not a key; use 0-9, * or #")
+            out[key] = _destination(dest)
+        return out
 
 
 class KeySpec(_Spec):
@@ -275,10 +446,15 @@ class PhonebookSpec(_Spec):
         return value if value == "all" else [_e164(v) for v in value]
 
 
+OrganizationSpec.model_rebuild()
+
+
 class OrgFileSpec(_Spec):
     organization: OrganizationSpec
     users: list[UserSpec] = []
+    messages: list[MessageSpec] = []
     groups: list[GroupSpec] = []
+    menus: list[MenuSpec] = []
     phonebooks: list[PhonebookSpec] = []
     phones: list[PhoneSpec] = []
 
@@ -444,18 +620,34 @@ def _check(parsed: ParsedOrgFile, source: str) -> None:
                 if line.index > check_model.lines:
                     problems.append((_line(pos, ("phones", i, "lines", n, "index")),
                                      f"{plugin.display_name} {check_model.name} has lines 1-{check_model.lines}"))
-    group_names = set()
+    message_names = set()
+    for i, message in enumerate(spec.messages):
+        if message.name in message_names:
+            problems.append((_line(pos, ("messages", i, "name")), f"message {message.name!r} is listed twice"))
+        message_names.add(message.name)
+    main = spec.organization.main_number
+    answered_main = None
+    for section in ("groups", "menus"):
+        names_seen = set()
+        for g, item in enumerate(getattr(spec, section)):
+            what = section[:-1]
+            if item.name in names_seen:
+                problems.append((_line(pos, (section, g, "name")), f"{what} {item.name!r} is listed twice"))
+            names_seen.add(item.name)
+            if item.number and item.number == main:
+                # The group or menu answers the organisation's main number.
+                if answered_main is not None:
+                    problems.append((_line(pos, (section, g, "number")),
+                                     f"the main number {main} is already answered by {answered_main}"))
+                answered_main = f"{what} {item.name!r}"
+            elif item.number:
+                if item.number in numbers:
+                    problems.append((_line(pos, (section, g, "number")), f"number {item.number} is used twice"))
+                numbers[item.number] = (section, g)
     for g, group in enumerate(spec.groups):
-        if group.name in group_names:
-            problems.append((_line(pos, ("groups", g, "name")), f"group {group.name!r} is listed twice"))
-        group_names.add(group.name)
-        if group.number:
-            if group.number in numbers:
-                problems.append((_line(pos, ("groups", g, "number")), f"number {group.number} is used twice"))
-            numbers[group.number] = ("groups", g)
         for m, member in enumerate(group.members):
-            if member not in users:
-                problems.append((_line(pos, ("groups", g, "members", m)), f"no user with number {member}"))
+            if member.user not in users:
+                problems.append((_line(pos, ("groups", g, "members", m)), f"no user with number {member.user}"))
     names = set()
     for b, book in enumerate(spec.phonebooks):
         if book.name in names:
@@ -521,7 +713,8 @@ def new_credentials() -> tuple[str, str]:
     return "dp" + secrets.token_hex(6), secrets.token_urlsafe(18)
 
 
-async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") -> ImportReport:
+async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "", *,
+                media_dir: Path | None = None, now: datetime | None = None) -> ImportReport:
     """Apply a parsed file inside the caller's transaction; raises OrgFileError on conflicts."""
     spec, pos = parsed.spec, parsed.positions
     o = spec.organization
@@ -549,9 +742,10 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") 
         number_locs[u.number] = ("users", i, "number")
         for m, mobile in enumerate(u.mobiles or []):
             number_locs[mobile.number] = ("users", i, "mobiles", m, "number")
-    for g, group in enumerate(spec.groups):
-        if group.number:
-            number_locs[group.number] = ("groups", g, "number")
+    for section in ("groups", "menus"):
+        for g, item in enumerate(getattr(spec, section)):
+            if item.number and item.number != o.main_number:
+                number_locs[item.number] = (section, g, "number")
     existing_numbers = {
         n.e164: n for n in (await session.execute(select(Number).where(Number.e164.in_(list(number_locs))))).scalars()
     }
@@ -565,7 +759,7 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") 
             session.add(Number(e164=o.main_number, organization_id=org.id, role=NumberRole.main))
             report.created["numbers"] += 1
         else:
-            _assign(main, None, "numbers", role=NumberRole.main, user_id=None, group_id=None, mobile_profile=None)
+            _assign(main, None, "numbers", role=NumberRole.main, user_id=None, mobile_profile=None)
 
     users_by_number: dict[str, User] = {}
     for u in spec.users:
@@ -634,6 +828,9 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "") 
     if not problems:
         await _sync_groups(session, org, spec.groups, users_by_number, existing_numbers, report)
         await _sync_phonebooks(session, org, spec.phonebooks, users_by_number)
+    if not problems:
+        await _sync_routing(session, org, parsed, existing_numbers, report, problems, media_dir=media_dir,
+                            now=now or utcnow())
 
     if problems:
         raise OrgFileError(problems, source)
@@ -699,7 +896,7 @@ def _user_references(spec: OrgFileSpec):
             yield ("phones", i, "lines", n, "user"), line.user
     for g, group in enumerate(spec.groups):
         for m, member in enumerate(group.members):
-            yield ("groups", g, "members", m), member
+            yield ("groups", g, "members", m), member.user
     for b, book in enumerate(spec.phonebooks):
         for m, member in enumerate(book.members if book.members != "all" else []):
             yield ("phonebooks", b, "members", m), member
@@ -707,8 +904,8 @@ def _user_references(spec: OrgFileSpec):
 
 async def _sync_groups(session: AsyncSession, org: Organization, groups: list[GroupSpec],
                        users_by_number: dict[str, User], existing: dict[str, Number], report: ImportReport) -> None:
-    """Groups named in the file get exactly the listed number and members (a member who logged
-    out stays logged out)."""
+    """Groups named in the file get exactly the listed number, settings and members in the listed
+    order (a member whose ``logged_in`` the file leaves out keeps their state; new ones start logged in)."""
     if not groups:
         return
     current = {g.name: g for g in (await session.execute(
@@ -722,32 +919,340 @@ async def _sync_groups(session: AsyncSession, org: Organization, groups: list[Gr
             session.add(group)
             await session.flush()
             _count(report.created, "groups")
-        changed = False
-        for number in list(group.numbers):
-            if number.e164 != spec.number:
-                await session.delete(number)
-                changed = True
-        if spec.number and all(n.e164 != spec.number for n in group.numbers):
-            number = existing.get(spec.number)
-            if number is None:
-                session.add(Number(e164=spec.number, organization_id=org.id, role=NumberRole.group,
-                                   group_id=group.id))
-                report.created["numbers"] += 1
-            else:
-                _assign(number, None, "numbers", role=NumberRole.group, group_id=group.id, user_id=None,
-                        mobile_profile=None)
-            changed = True
-        wanted = {users_by_number[n].id for n in spec.members}
+        changed = _assign(group, None, "groups", group_code=spec.group_id, strategy=spec.strategy.value,
+                          ring_time=spec.ring_time, no_answer_time=spec.no_answer_time, repeat=spec.repeat,
+                          retry_delay=spec.retry_delay)
+        changed |= await _sync_owned_number(session, org, group, "group", spec.number, existing, report)
+        wanted = [(users_by_number[m.user].id, m) for m in spec.members]
+        wanted_ids = {uid for uid, _ in wanted}
         for member in list(group.members):
-            if member.user_id not in wanted:
+            if member.user_id not in wanted_ids:
                 group.members.remove(member)
                 changed = True
-        for user_id in sorted(wanted - {m.user_id for m in group.members}):
-            group.members.append(GroupMember(user_id=user_id, logged_in=True))
-            changed = True
+        have = {m.user_id: m for m in group.members}
+        for position, (user_id, m) in enumerate(wanted):
+            member = have.get(user_id)
+            if member is None:
+                member = GroupMember(user_id=user_id, logged_in=True if m.logged_in is None else m.logged_in,
+                                     position=position, ring_time=m.ring_time)
+                group.members.append(member)
+                have[user_id] = member
+                changed = True
+                continue
+            values = {"position": position, "ring_time": m.ring_time}
+            if m.logged_in is not None:
+                values["logged_in"] = m.logged_in
+            changed |= _assign(member, None, "members", **values)
         if changed and spec.name in current:
             _count(report.updated, "groups")
     await session.flush()
+
+
+async def _sync_owned_number(session: AsyncSession, org: Organization, owner, kind: str, e164: str | None,
+                             existing: dict[str, Number], report: ImportReport) -> bool:
+    """Give a group or menu exactly the number ``e164``. The main number is never taken over:
+    its row only records that this group or menu answers it."""
+    column = "group_id" if kind == "group" else "menu_id"
+    changed = False
+    for number in list(owner.numbers):
+        if number.e164 != e164:
+            if number.role == NumberRole.main:
+                setattr(number, column, None)
+            else:
+                await session.delete(number)
+            changed = True
+    if e164 and all(n.e164 != e164 for n in owner.numbers):
+        number = existing.get(e164)
+        if number is None:
+            number = (await session.execute(select(Number).where(Number.e164 == e164))).scalar_one_or_none()
+        if number is None:
+            session.add(Number(e164=e164, organization_id=org.id, role=NumberRole(kind), **{column: owner.id}))
+            report.created["numbers"] += 1
+        elif number.role == NumberRole.main:
+            _assign(number, None, "numbers", group_id=owner.id if kind == "group" else None,
+                    menu_id=owner.id if kind == "menu" else None)
+        else:
+            _assign(number, None, "numbers", role=NumberRole(kind), user_id=None, mobile_profile=None,
+                    group_id=owner.id if kind == "group" else None, menu_id=owner.id if kind == "menu" else None)
+        changed = True
+    return changed
+
+
+# -- the routing half: messages, menus, group no-answer and queues, calendars ------------------------
+
+
+async def _sync_routing(session: AsyncSession, org: Organization, parsed: ParsedOrgFile,
+                        existing: dict[str, Number], report: ImportReport, problems: list, *,
+                        media_dir: Path | None, now: datetime) -> None:
+    spec, pos = parsed.spec, parsed.positions
+    if not (spec.messages or spec.menus or spec.organization.schedule is not None
+            or spec.organization.holidays is not None
+            or any(g.queue or g.no_answer or g.schedule is not None or g.holidays for g in spec.groups)):
+        return
+    store = MessageStore(media_dir) if media_dir is not None else None
+    current = {m.name: m for m in (await session.execute(
+        select(VoiceMessage).where(VoiceMessage.organization_id == org.id))).scalars()}
+    for i, m in enumerate(spec.messages):
+        message = current.get(m.name)
+        if message is None:
+            if m.text is None:
+                problems.append((_line(pos, ("messages", i, "name")),
+                                 f"message {m.name!r} does not exist yet: give its text, or upload the recording "
+                                 "through the API first"))
+                continue
+            message = VoiceMessage(organization_id=org.id, name=m.name, text=m.text, voice=m.voice,
+                                   origin="generated", status="pending")
+            session.add(message)
+            _count(report.created, "messages")
+        elif m.text is not None and (message.text != m.text or message.voice != m.voice
+                                     or message.origin != "generated"):
+            message.text, message.voice, message.status = m.text, m.voice, "pending"
+            _count(report.updated, "messages")
+        if m.text is not None and message.status == "pending":
+            try:
+                await generate(message, store)
+            except MediaError as exc:
+                problems.append((_line(pos, ("messages", i, "text")), f"message {m.name!r}: {exc}"))
+    await session.flush()
+    if problems:
+        return
+    refs = await OrgRefs.load(session, org.id)
+
+    def message_id(name: str | None, loc: tuple) -> int | None:
+        if name is None:
+            return None
+        found = refs.id_by_name("message", name)
+        if found is None:
+            problems.append((_line(pos, loc), f"no voice message {name!r} (list it under messages:)"))
+        return found
+
+    def dest(value: Destination | None, loc: tuple) -> tuple[str | None, str | None]:
+        if value is None:
+            return None, None
+        try:
+            return dest_from_routing(value, refs)
+        except RefError as exc:
+            problems.append((_line(pos, loc), str(exc)))
+            return None, None
+
+    # Menus first exist (keys may lead to each other), then get their settings.
+    menus = {m.name: m for m in (await session.execute(
+        select(Menu).where(Menu.organization_id == org.id)
+        .options(selectinload(Menu.options), selectinload(Menu.numbers)))).scalars()}
+    existing_menus = set(menus)
+    for k, ms in enumerate(spec.menus):
+        greeting = message_id(ms.message, ("menus", k, "message"))
+        if greeting is None:
+            continue
+        menu = menus.get(ms.name)
+        if menu is None:
+            menu = Menu(organization_id=org.id, name=ms.name, message_id=greeting, options=[], numbers=[])
+            session.add(menu)
+            await session.flush()
+            menus[ms.name] = menu
+            refs.menus[menu.id] = menu.name
+            _count(report.created, "menus")
+    if problems:
+        return
+    for k, ms in enumerate(spec.menus):
+        menu = menus[ms.name]
+        where = ("menus", k)
+        t_kind, t_target = dest(ms.timeout_destination, (*where, "timeout_destination"))
+        f_kind, f_target = dest(ms.final_destination, (*where, "final_destination"))
+        changed = _assign(menu, None, "menus", message_id=message_id(ms.message, (*where, "message")),
+                          timeout=float(ms.timeout), retries=ms.retries,
+                          invalid_message_id=message_id(ms.invalid_message, (*where, "invalid_message")),
+                          timeout_kind=t_kind, timeout_target=t_target, final_kind=f_kind or "hangup",
+                          final_target=f_target)
+        wanted = {key: dest(value, (*where, "options", key)) for key, value in ms.options.items()}
+        for option in list(menu.options):
+            if option.key not in wanted:
+                menu.options.remove(option)
+                changed = True
+        have = {o.key: o for o in menu.options}
+        for key, (kind, target) in wanted.items():
+            if kind is None:
+                continue
+            if key in have:
+                if (have[key].kind, have[key].target) != (kind, target):
+                    have[key].kind, have[key].target = kind, target
+                    changed = True
+            else:
+                menu.options.append(MenuOption(key=key, kind=kind, target=target))
+                changed = True
+        changed |= await _sync_owned_number(session, org, menu, "menu", ms.number, existing, report)
+        if changed and ms.name in existing_menus:
+            _count(report.updated, "menus")
+    await session.flush()
+
+    groups = {g.name: g for g in (await session.execute(
+        select(AnswerGroup).where(AnswerGroup.organization_id == org.id))).scalars()}
+    for g, gs in enumerate(spec.groups):
+        group = groups[gs.name]
+        where = ("groups", g)
+        kind, target = dest(gs.no_answer, (*where, "no_answer"))
+        values: dict[str, Any] = {"no_answer_kind": kind or "hangup", "no_answer_target": target,
+                                  "queue_enabled": gs.queue is not None}
+        q = gs.queue or QueueSpec()
+        values.update(queue_max_callers=q.max_callers, queue_max_wait=q.max_wait,
+                      queue_message_id=message_id(q.message, (*where, "queue", "message")),
+                      queue_first_announcement=q.first_announcement, queue_announce_interval=q.announce_interval,
+                      queue_announce_position=q.announce_position, queue_join_empty=q.join_empty)
+        _assign(group, report.updated, "groups", **values)
+
+    tz = ZoneInfo(org.timezone)
+    years = [now.astimezone(tz).year, now.astimezone(tz).year + 1]
+    owners: list[tuple[str, Any, Any, tuple]] = [("main", None, spec.organization, ("organization",))]
+    owners += [("group", groups[gs.name], gs, ("groups", g)) for g, gs in enumerate(spec.groups)]
+    owners += [("menu", menus[ms.name], ms, ("menus", k)) for k, ms in enumerate(spec.menus)]
+    for owner_kind, owner, item, where in owners:
+        if item.schedule is None and item.holidays is None:
+            continue
+        rows = _calendar_rows(item, where, years, message_id, dest, problems, pos)
+        if rows is None:
+            continue
+        await _sync_calendar(session, org, owner_kind, owner, rows, item.holidays, message_id, where, report)
+    await session.flush()
+
+
+def _calendar_rows(item, where: tuple, years: list[int], message_id, dest, problems: list,
+                   pos) -> list[dict] | None:
+    """The calendar an owner's ``schedule:`` and ``holidays:`` describe, as row values in order."""
+    entries: list[RoutingEntry] = []
+    then: dict[str, tuple] = {}
+    for e, spec in enumerate(item.schedule or []):
+        entry = spec.routing_entry()
+        entries.append(entry)
+        if spec.then is not None:
+            then[entry.name] = dest(spec.then, (*where, "schedule", e, "then"))
+    own = list(entries)
+    if item.holidays is not None:
+        h = item.holidays
+        try:
+            entries = list(add_holidays(entries, years, action=h.action, message=h.message, country=h.country))
+        except (ScheduleError, ValueError, NotImplementedError, KeyError) as exc:
+            problems.append((_line(pos, (*where, "holidays")), f"holidays: {exc}"))
+            return None
+    rows = []
+    for position, entry in enumerate(entries):
+        loc = (*where, "schedule", own.index(entry)) if entry in own else (*where, "holidays")
+        kind, target = then.get(entry.name, (None, None)) if entry in own else (None, None)
+        rows.append({**entry_columns(entry), "position": position,
+                     "message_id": message_id(entry.message, (*loc, "message")) if entry.message else None,
+                     "then_kind": kind, "then_target": target, "holiday": entry not in own})
+    return rows
+
+
+_ENTRY_KEYS = ("position", "name", "action", "message_id", "date_first", "date_last", "weekdays", "time_from",
+               "time_to", "then_kind", "then_target", "holiday")
+
+
+async def _sync_calendar(session: AsyncSession, org: Organization, owner_kind: str, owner, rows: list[dict],
+                         holidays, message_id, where: tuple, report: ImportReport) -> None:
+    column = {"group": "group_id", "menu": "menu_id"}.get(owner_kind)
+    stmt = select(Schedule).where(Schedule.organization_id == org.id, Schedule.owner == owner_kind)
+    if column:
+        stmt = stmt.where(getattr(Schedule, column) == owner.id)
+    schedule = (await session.execute(stmt.options(selectinload(Schedule.entries)))).scalar_one_or_none()
+    created = schedule is None
+    if schedule is None:
+        schedule = Schedule(organization_id=org.id, owner=owner_kind, entries=[],
+                            **({column: owner.id} if column else {}))
+        session.add(schedule)
+        _count(report.created, "schedules")
+    changed = _assign(schedule, None, "schedules",
+                      holidays_country=holidays.country if holidays else None,
+                      holidays_action=holidays.action if holidays else None,
+                      holidays_message_id=message_id(holidays.message, (*where, "holidays", "message"))
+                      if holidays else None)
+    have = [tuple(getattr(e, k) for k in _ENTRY_KEYS) for e in schedule.entries]
+    want = [tuple(r[k] for k in _ENTRY_KEYS) for r in rows]
+    if have != want:
+        schedule.entries.clear()
+        await session.flush()
+        for r in rows:
+            schedule.entries.append(ScheduleEntry(**r))
+        changed = True
+    if changed and not created:
+        _count(report.updated, "schedules")
+
+
+async def _export_routing(session: AsyncSession, org: Organization, doc: dict) -> None:
+    """The routing sections of the file: messages, group settings and calendars, menus."""
+    refs = await OrgRefs.load(session, org.id)
+    messages = (await session.execute(select(VoiceMessage).where(VoiceMessage.organization_id == org.id)
+                                      .order_by(VoiceMessage.name))).scalars().all()
+    if messages:
+        doc["messages"] = [_drop_none({"name": m.name, "text": m.text, "voice": m.voice}) for m in messages]
+    schedules = {(s.owner, s.group_id or s.menu_id): s for s in await load_schedules(session, org.id)}
+
+    def calendar(owner: str, owner_id: int | None, into: dict) -> None:
+        s = schedules.get((owner, owner_id))
+        if s is None:
+            return
+        entries = []
+        for e in s.entries:
+            if e.holiday:
+                continue
+            item = entry_to_routing(e, refs).to_mapping()
+            if e.then_kind:
+                item["then"] = dest_to_yaml(e.then_kind, e.then_target, refs)
+            entries.append(item)
+        into["schedule"] = entries
+        if s.holidays_country:
+            into["holidays"] = _drop_none({"country": s.holidays_country, "action": s.holidays_action,
+                                           "message": refs.messages.get(s.holidays_message_id)})
+
+    calendar("main", None, doc["organization"])
+    groups = {g["name"]: g for g in doc.get("groups", [])}
+    for g in (await session.execute(select(AnswerGroup).where(AnswerGroup.organization_id == org.id)
+                                    .options(selectinload(AnswerGroup.members)))).scalars():
+        out = groups.get(g.name)
+        if out is None:
+            continue
+        extra = {"group_id": g.group_code, "strategy": g.strategy if g.strategy != "ring_all" else None,
+                 "ring_time": g.ring_time if g.ring_time != 20 else None,
+                 "no_answer_time": g.no_answer_time if g.no_answer_time != 60 else None,
+                 "repeat": False if not g.repeat else None, "retry_delay": g.retry_delay or None}
+        number = out.pop("number", None)
+        members = []
+        for m in sorted(g.members, key=lambda m: (m.position, m.user_id)):
+            primary = refs.users.get(m.user_id, (None,))[0]
+            if primary is None:
+                continue
+            if m.logged_in and m.ring_time is None:
+                members.append(primary)
+            else:
+                members.append(_drop_none({"user": primary, "logged_in": m.logged_in, "ring_time": m.ring_time}))
+        rebuilt = {"name": g.name, "number": number, **_drop_none(extra), "members": members}
+        if g.no_answer_kind != "hangup":
+            rebuilt["no_answer"] = dest_to_yaml(g.no_answer_kind, g.no_answer_target, refs)
+        if g.queue_enabled:
+            rebuilt["queue"] = _drop_none({
+                "max_callers": g.queue_max_callers, "max_wait": g.queue_max_wait,
+                "message": refs.messages.get(g.queue_message_id),
+                "first_announcement": g.queue_first_announcement, "announce_interval": g.queue_announce_interval,
+                "announce_position": g.queue_announce_position or None, "join_empty": g.queue_join_empty or None})
+        calendar("group", g.id, rebuilt)
+        out.clear()
+        out.update(_drop_none(rebuilt))
+    menus = (await session.execute(select(Menu).where(Menu.organization_id == org.id).order_by(Menu.name)
+                                   .options(selectinload(Menu.options), selectinload(Menu.numbers)))).scalars().all()
+    if menus:
+        doc["menus"] = []
+        for m in menus:
+            item = _drop_none({
+                "name": m.name, "number": m.numbers[0].e164 if m.numbers else None,
+                "message": refs.messages.get(m.message_id),
+                "options": {o.key: dest_to_yaml(o.kind, o.target, refs) for o in m.options} or None,
+                "timeout": m.timeout if m.timeout != 5.0 else None, "retries": m.retries if m.retries != 2 else None,
+                "invalid_message": refs.messages.get(m.invalid_message_id) if m.invalid_message_id else None,
+                "timeout_destination": dest_to_yaml(m.timeout_kind, m.timeout_target, refs) if m.timeout_kind else None,
+                "final_destination": dest_to_yaml(m.final_kind, m.final_target, refs)
+                if m.final_kind != "hangup" else None,
+            })
+            calendar("menu", m.id, item)
+            doc["menus"].append(item)
 
 
 def _sync_lines(device: Device, wanted: dict[int, tuple[User, CredentialsSpec | None]],
@@ -829,12 +1334,16 @@ def _sync_keys(device: Device, keys: list[KeySpec], report: ImportReport) -> Non
 
 
 async def import_text(session: AsyncSession, text: str | bytes, source: str = "",
-                      now: datetime | None = None) -> ImportReport:
+                      now: datetime | None = None, media_dir: Path | None = None) -> ImportReport:
     """Parse, check and apply in one transaction: all of it or nothing. A change is recorded in
-    the audit log (as the command line's) with its summary; an import that changes nothing, nothing."""
+    the audit log (as the command line's) with its summary; an import that changes nothing, nothing.
+
+    ``media_dir`` is where voice messages are stored (``<data_dir>/messages``); without it,
+    messages given as text are kept as text, pending generation. ``now`` (default: the wall
+    clock) decides which years' public holidays ``holidays:`` adds: the current and the next."""
     parsed = parse(text, source)
     try:
-        report = await apply(session, parsed, source)
+        report = await apply(session, parsed, source, media_dir=media_dir, now=now or utcnow())
         if any(any(bucket.values()) for bucket in (report.created, report.updated, report.deleted)):
             org_id = (await session.execute(select(Organization.id).where(
                 Organization.name == parsed.spec.organization.name))).scalar_one()
@@ -889,6 +1398,7 @@ async def export(session: AsyncSession, organization: str, with_secrets: bool = 
             "name": g.name, "number": g.numbers[0].e164 if g.numbers else None,
             "members": sorted(n for m in g.members if (n := primary_number(m.user))),
         }) for g in groups]
+    await _export_routing(session, org, doc)
     books = (await session.execute(
         select(Phonebook).where(Phonebook.organization_id == org.id).order_by(Phonebook.name)
         .options(selectinload(Phonebook.contacts),

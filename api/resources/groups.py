@@ -1,7 +1,16 @@
-"""Answer groups and logging in and out of them (U5; the IN/UT-loggning page reads /me/groups)."""
+"""Answer groups (A10) and logging in and out of them (U5; the IN/UT-loggning page reads /me/groups).
+
+A group has a distribution strategy, ordered members with their own ring times, a no-answer
+time and destination, an optional queue with its "kösvar" announcement, and a calendar
+(``/groups/{id}/schedule``). Members' status: logged in or out, diverted (their active
+diversion), and on a call — live state the database does not have: a call-state provider
+(``set_call_state_provider``) fills it in when the server runs one, else it is null.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -12,17 +21,48 @@ from api.framework import Ctx, Reply, api, check_if_match, etag_of
 from api.pagination import Page, PageQuery, paginate
 from api.problems import Problem, field_problem, not_found
 from api.resources.diversions import active_diversion_user_ids
+from api.resources.menus import DestinationIn, DestinationOut, destination_in, destination_out, referenced_by, \
+    set_owned_number
+from api.resources.messages import org_message_id
 from api.types import Id, PhoneNumber, Text, Timestamp
 from provisioning.audit import record
-from provisioning.model import AnswerGroup, GroupMember, Number, NumberRole, User
+from provisioning.model import AnswerGroup, GroupMember, NumberRole, Schedule, User
+from provisioning.routing.snapshot import OrgRefs
+from provisioning.routing.strategies import Strategy
+
+#: Who is on a call right now: user ids -> the subset busy. None: unknown (no call state here).
+CallStateProvider = Callable[[Ctx, list[int]], Awaitable[set[int]]]
+_call_state: CallStateProvider | None = None
+
+
+def set_call_state_provider(provider: CallStateProvider | None) -> None:
+    """The hook for live call state (the routing engine or a PBX feed); None removes it."""
+    global _call_state
+    _call_state = provider
 
 
 class MemberOut(BaseModel):
     user_id: int
     name: str
+    position: int = Field(description="the member order, 0-based")
+    ring_time: int | None = Field(description="seconds this member rings; null: the group's ring time")
     logged_in: bool
     diverted: bool = Field(description="has an active diversion now")
+    on_call: bool | None = Field(description="on a call now; null: this server has no live call state")
+    status: str = Field(description="logged_out | diverted | on_call | available")
     changed_at: Timestamp
+
+
+class QueueIO(BaseModel):
+    """The queue in front of the group; callers hear the "kösvar" message while they wait."""
+
+    max_callers: int | None = Field(None, ge=1, le=1000, description="null: no limit")
+    max_wait: int | None = Field(None, ge=1, le=86400, description="seconds; then the no-answer destination")
+    message_id: Id | None = Field(None, description="the kösvar announcement")
+    first_announcement: int | None = Field(None, ge=0, le=3600, description="seconds after joining")
+    announce_interval: int | None = Field(None, ge=5, le=3600, description="seconds between announcements")
+    announce_position: bool = False
+    join_empty: bool = Field(False, description="callers may queue when no member is logged in")
 
 
 class GroupOut(BaseModel):
@@ -30,25 +70,52 @@ class GroupOut(BaseModel):
     organization_id: int
     name: str
     number: str | None
+    answers_main_number: bool = Field(description="the group answers the organisation's main number")
+    group_id: str | None = Field(description="appended to the presented caller number (C1)")
+    strategy: str
+    ring_time: int
+    no_answer_time: int
+    repeat: bool
+    retry_delay: int
+    no_answer: DestinationOut | None
+    queue: QueueIO | None
+    schedule_id: int | None
     members: list[MemberOut]
     version: int
+
+
+class MemberIn(BaseModel):
+    user_id: Id
+    ring_time: int | None = Field(None, ge=1, le=600)
+    logged_in: bool | None = Field(None, description="null: new members start logged in, others keep their state")
+
+
+class GroupFields(BaseModel):
+    group_id: Text(6, 1, pattern=r"^[0-9]{1,6}$") | None = None
+    strategy: Literal["ring_all", "linear", "round_robin", "longest_idle", "fewest_calls", "random"] | None = None
+    ring_time: int | None = Field(None, ge=1, le=600)
+    no_answer_time: int | None = Field(None, ge=1, le=3600)
+    repeat: bool | None = None
+    retry_delay: int | None = Field(None, ge=0, le=600)
+    no_answer: DestinationIn | None = Field(None, description="where unanswered calls go; null: hang up")
+    queue: QueueIO | None = Field(None, description="null: no queue")
 
 
 class GroupPage(Page[GroupOut]):
     pass
 
 
-class GroupCreate(BaseModel):
+class GroupCreate(GroupFields):
     organization_id: Id | None = None
     name: Text(100, 1)
-    number: PhoneNumber | None = None
-    members: list[Id] = Field([], max_length=500, description="user ids; they start logged in")
+    number: PhoneNumber | None = Field(None, description="a number of its own, or the organisation's main number")
+    members: list[Id | MemberIn] = Field([], max_length=500, description="in order: user ids or {user_id, ...}")
 
 
-class GroupPatch(BaseModel):
+class GroupPatch(GroupFields):
     name: Text(100, 1) | None = None
     number: PhoneNumber | None = None
-    members: list[Id] | None = Field(None, max_length=500)
+    members: list[Id | MemberIn] | None = Field(None, max_length=500)
 
 
 class GroupQuery(PageQuery):
@@ -58,6 +125,13 @@ class GroupQuery(PageQuery):
 
 class MembershipIn(BaseModel):
     logged_in: bool
+
+
+class GroupStatus(BaseModel):
+    id: int
+    name: str
+    members: list[MemberOut]
+    as_of: Timestamp = Field(description="the server time the states were read at")
 
 
 class MyGroupOut(BaseModel):
@@ -77,19 +151,41 @@ async def _members(ctx: Ctx, groups: list[AnswerGroup]) -> dict[int, list[Member
     ids = sorted({m.user_id for g in groups for m in g.members})
     names = dict((await ctx.db.execute(select(User.id, User.name).where(User.id.in_(ids)))).all()) if ids else {}
     diverted = await active_diversion_user_ids(ctx, ids)
-    return {g.id: [MemberOut(user_id=m.user_id, name=names.get(m.user_id, ""), logged_in=m.logged_in,
-                             diverted=m.user_id in diverted, changed_at=m.changed_at)
-                   for m in sorted(g.members, key=lambda m: names.get(m.user_id, "").casefold())] for g in groups}
+    busy = await _call_state(ctx, ids) if _call_state is not None and ids else None
+
+    def out(m: GroupMember) -> MemberOut:
+        on_call = None if busy is None else m.user_id in busy
+        status = ("logged_out" if not m.logged_in else "diverted" if m.user_id in diverted
+                  else "on_call" if on_call else "available")
+        return MemberOut(user_id=m.user_id, name=names.get(m.user_id, ""), position=m.position,
+                         ring_time=m.ring_time, logged_in=m.logged_in, diverted=m.user_id in diverted,
+                         on_call=on_call, status=status, changed_at=m.changed_at)
+    return {g.id: [out(m) for m in sorted(g.members, key=lambda m: (m.position, m.user_id))] for g in groups}
 
 
 def _number(group: AnswerGroup) -> str | None:
     return next((n.e164 for n in group.numbers), None)
 
 
-async def group_out(ctx: Ctx, group: AnswerGroup) -> GroupOut:
-    members = (await _members(ctx, [group]))[group.id]
+async def group_out(ctx: Ctx, group: AnswerGroup, members: list[MemberOut] | None = None,
+                    refs: OrgRefs | None = None) -> GroupOut:
+    if members is None:
+        members = (await _members(ctx, [group]))[group.id]
+    refs = refs or await OrgRefs.load(ctx.db, group.organization_id)
+    schedule_id = (await ctx.db.execute(select(Schedule.id).where(Schedule.group_id == group.id))).scalar_one_or_none()
+    queue = None
+    if group.queue_enabled:
+        queue = QueueIO(max_callers=group.queue_max_callers, max_wait=group.queue_max_wait,
+                        message_id=group.queue_message_id, first_announcement=group.queue_first_announcement,
+                        announce_interval=group.queue_announce_interval,
+                        announce_position=group.queue_announce_position, join_empty=group.queue_join_empty)
     return GroupOut(id=group.id, organization_id=group.organization_id, name=group.name, number=_number(group),
-                    members=members, version=group.version)
+                    answers_main_number=any(n.role == NumberRole.main for n in group.numbers),
+                    group_id=group.group_code, strategy=group.strategy, ring_time=group.ring_time,
+                    no_answer_time=group.no_answer_time, repeat=group.repeat, retry_delay=group.retry_delay,
+                    no_answer=destination_out(group.no_answer_kind if group.no_answer_kind != "hangup" else None,
+                                              group.no_answer_target, refs),
+                    queue=queue, schedule_id=schedule_id, members=members, version=group.version)
 
 
 async def _load(ctx: Ctx, group_id: int) -> AnswerGroup:
@@ -106,30 +202,52 @@ async def _name_free(ctx: Ctx, org_id: int, name: str, but: int | None = None) -
                       errors=[{"loc": ["body", "name"], "msg": "already in use", "type": "conflict"}])
 
 
-async def _set_number(ctx: Ctx, group: AnswerGroup, e164: str | None) -> None:
-    current = group.numbers[0] if group.numbers else None
-    if current is not None and current.e164 == e164:
-        return
-    if e164 is not None and (await ctx.db.execute(select(Number.id).where(Number.e164 == e164))).first():
-        raise Problem(409, f"number {e164} is already assigned",
-                      errors=[{"loc": ["body", "number"], "msg": "already assigned", "type": "conflict"}])
-    if current is not None:
-        await ctx.db.delete(current)
-        await ctx.db.flush()
-    if e164 is not None:
-        ctx.db.add(Number(e164=e164, organization_id=group.organization_id, role=NumberRole.group,
-                          group_id=group.id))
-
-
-async def _set_members(ctx: Ctx, group: AnswerGroup, user_ids: list[int]) -> None:
-    wanted = await org_user_ids(ctx, group.organization_id, user_ids, ["body", "members"])
+async def _set_members(ctx: Ctx, group: AnswerGroup, members: list[int | MemberIn]) -> None:
+    specs = [m if isinstance(m, MemberIn) else MemberIn(user_id=m) for m in members]
+    wanted = await org_user_ids(ctx, group.organization_id, [m.user_id for m in specs], ["body", "members"])
+    by_user = {m.user_id: m for m in specs}
     for member in list(group.members):
         if member.user_id not in wanted:
             group.members.remove(member)
-    have = {m.user_id for m in group.members}
-    for uid in wanted:
-        if uid not in have:
-            group.members.append(GroupMember(user_id=uid, logged_in=True, changed_at=ctx.now))
+    have = {m.user_id: m for m in group.members}
+    for position, uid in enumerate(wanted):
+        spec = by_user[uid]
+        member = have.get(uid)
+        if member is None:
+            member = GroupMember(user_id=uid, logged_in=True if spec.logged_in is None else spec.logged_in,
+                                 changed_at=ctx.now)
+            group.members.append(member)
+        elif spec.logged_in is not None and spec.logged_in != member.logged_in:
+            member.logged_in, member.changed_at = spec.logged_in, ctx.now
+        if member.position != position:
+            member.position = position
+        if member.ring_time != spec.ring_time:
+            member.ring_time = spec.ring_time
+
+
+async def _set_fields(ctx: Ctx, group: AnswerGroup, body: GroupFields, given: set[str]) -> None:
+    for name in ("strategy", "ring_time", "no_answer_time", "repeat", "retry_delay"):
+        if name in given:
+            value = getattr(body, name)
+            if value is None:
+                raise field_problem(["body", name], "may not be null")
+            setattr(group, name, Strategy(value).value if name == "strategy" else value)
+    if "group_id" in given:
+        group.group_code = body.group_id
+    if "no_answer" in given:
+        if body.no_answer is not None and body.no_answer.kind == "repeat":
+            raise field_problem(["body", "no_answer", "kind"], "a group's no-answer destination cannot be repeat")
+        kind, target = await destination_in(ctx, group.organization_id, body.no_answer, ["body", "no_answer"])
+        group.no_answer_kind, group.no_answer_target = kind or "hangup", target
+    if "queue" in given:
+        q = body.queue
+        group.queue_enabled = q is not None
+        q = q or QueueIO()
+        group.queue_message_id = await org_message_id(ctx, group.organization_id, q.message_id,
+                                                      ["body", "queue", "message_id"])
+        group.queue_max_callers, group.queue_max_wait = q.max_callers, q.max_wait
+        group.queue_first_announcement, group.queue_announce_interval = q.first_announcement, q.announce_interval
+        group.queue_announce_position, group.queue_join_empty = q.announce_position, q.join_empty
 
 
 @api.route("GET", "/groups", summary="List answer groups", tags="groups", auth="admin", query=GroupQuery,
@@ -144,8 +262,7 @@ async def list_groups(ctx: Ctx):
         stmt = stmt.where(AnswerGroup.name.contains(q.q, autoescape=True))
     rows, cursor = await paginate(ctx.db, stmt, AnswerGroup.id, q)
     members = await _members(ctx, rows)
-    return GroupPage(items=[GroupOut(id=g.id, organization_id=g.organization_id, name=g.name, number=_number(g),
-                                     members=members[g.id], version=g.version) for g in rows], next_cursor=cursor)
+    return GroupPage(items=[await group_out(ctx, g, members[g.id]) for g in rows], next_cursor=cursor)
 
 
 @api.route("POST", "/groups", summary="Create an answer group", tags="groups", auth="admin", body=GroupCreate,
@@ -155,11 +272,13 @@ async def create_group(ctx: Ctx):
     org_id = creation_org(ctx, body.organization_id)
     await _name_free(ctx, org_id, body.name)
     group = AnswerGroup(organization_id=org_id, name=body.name, members=[], numbers=[])
-    await org_user_ids(ctx, org_id, body.members, ["body", "members"])
+    await org_user_ids(ctx, org_id, [m if isinstance(m, int) else m.user_id for m in body.members],
+                       ["body", "members"])
     ctx.db.add(group)
     await ctx.db.flush()
+    await _set_fields(ctx, group, body, body.model_fields_set)
     await _set_members(ctx, group, body.members)
-    await _set_number(ctx, group, body.number)
+    await set_owned_number(ctx, group, "group", body.number)
     await ctx.db.flush()
     group = await _load(ctx, group.id)
     out = await group_out(ctx, group)
@@ -188,10 +307,11 @@ async def update_group(ctx: Ctx):
             raise field_problem(["body", "name"], "may not be null")
         await _name_free(ctx, group.organization_id, body.name, group.id)
         group.name = body.name
+    await _set_fields(ctx, group, body, given)
     if "members" in given:
         await _set_members(ctx, group, body.members or [])
     if "number" in given:
-        await _set_number(ctx, group, body.number)
+        await set_owned_number(ctx, group, "group", body.number)
     await ctx.db.flush()
     group = await _load(ctx, group.id)
     after = (await group_out(ctx, group)).model_dump(mode="json")
@@ -205,13 +325,21 @@ async def update_group(ctx: Ctx):
 
 
 @api.route("DELETE", "/groups/{group_id}", summary="Delete an answer group", tags="groups", auth="admin",
-           if_match=True)
+           if_match=True, errors=(409,))
 async def delete_group(ctx: Ctx):
+    """409 while a menu key, a no-answer destination or a calendar entry leads to the group."""
     group = await get_group(ctx, ctx.path["group_id"])
     check_if_match(ctx, group.version)
+    used = await referenced_by(ctx, group.organization_id, "group", group.id)
+    if used:
+        raise Problem(409, f"group {group.name!r} is in use: {'; '.join(used)}",
+                      errors=[{"loc": ["path", "group_id"], "msg": where, "type": "in_use"} for where in used])
     before = (await group_out(ctx, group)).model_dump(mode="json")
     for number in group.numbers:
-        await ctx.db.delete(number)
+        if number.role == NumberRole.main:
+            number.group_id = None
+        else:
+            await ctx.db.delete(number)
     await ctx.db.delete(group)
     record(ctx.db, ctx.actor(), now=ctx.now, action="delete", entity="group", entity_id=group.id,
            organization_id=group.organization_id, before=before)
@@ -239,6 +367,15 @@ async def set_member_login(ctx: Ctx):
     await _set_login(ctx, group, ctx.path["user_id"], ctx.body.logged_in)
     group = await _load(ctx, group.id)
     return Reply(await group_out(ctx, group), etag=etag_of(group.version))
+
+
+@api.route("GET", "/groups/{group_id}/members", summary="Members' status: logged in, on a call, diverted",
+           tags="groups", auth="admin", response=GroupStatus)
+async def group_status(ctx: Ctx):
+    """Always read fresh: for the switchboard's overview."""
+    group = await get_group(ctx, ctx.path["group_id"])
+    members = (await _members(ctx, [group]))[group.id]
+    return GroupStatus(id=group.id, name=group.name, members=members, as_of=ctx.now)
 
 
 async def my_groups(ctx: Ctx, user: User) -> MyGroups:

@@ -1,7 +1,9 @@
 """Telephone numbers, always stored in E.164, unique on the platform, with exactly one owner.
 
-The owner is a user (primary fixed number or a mobile), an answer group, or the organisation
-itself (its main number); a check constraint keeps the role and the owner columns consistent.
+The owner is a user (primary fixed number or a mobile), an answer group, a menu, or the
+organisation itself (its main number); a check constraint keeps the role and the owner columns
+consistent. The main number may be *answered by* one group or menu (``group_id``/``menu_id`` on
+the main number's row): the switchboard group or the main menu takes its calls.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from provisioning.model.base import Base, Timestamped
 
 if TYPE_CHECKING:
     from provisioning.model.groups import AnswerGroup
+    from provisioning.model.menus import Menu
     from provisioning.model.tenancy import Organization
     from provisioning.model.users import User
 
@@ -25,6 +28,7 @@ class NumberRole(enum.StrEnum):
     primary = "primary"    # a user's fixed primary number
     mobile = "mobile"      # a user's mobile number
     group = "group"        # an answer group's number
+    menu = "menu"          # a menu's (IVR's) number
 
 
 class MobileProfile(enum.StrEnum):
@@ -34,13 +38,20 @@ class MobileProfile(enum.StrEnum):
     non_mex = "non_mex"
 
 
+#: Exactly one owner matching the role; the main number may be answered by a group or a menu.
+ONE_OWNER = (
+    "(role IN ('primary', 'mobile') AND user_id IS NOT NULL AND group_id IS NULL AND menu_id IS NULL)"
+    " OR (role = 'group' AND group_id IS NOT NULL AND user_id IS NULL AND menu_id IS NULL)"
+    " OR (role = 'menu' AND menu_id IS NOT NULL AND user_id IS NULL AND group_id IS NULL)"
+    " OR (role = 'main' AND user_id IS NULL AND (group_id IS NULL OR menu_id IS NULL))"
+)
+
+
 class Number(Timestamped, Base):
     __tablename__ = "number"
     __table_args__ = (
         CheckConstraint(
-            "(role IN ('primary', 'mobile') AND user_id IS NOT NULL AND group_id IS NULL)"
-            " OR (role = 'group' AND group_id IS NOT NULL AND user_id IS NULL)"
-            " OR (role = 'main' AND user_id IS NULL AND group_id IS NULL)",
+            ONE_OWNER,
             name="one_owner",
         ),
     )
@@ -52,6 +63,7 @@ class Number(Timestamped, Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True, default=None)
     group_id: Mapped[int | None] = mapped_column(ForeignKey("answer_group.id", ondelete="CASCADE"), index=True,
                                                  default=None)
+    menu_id: Mapped[int | None] = mapped_column(ForeignKey("menu.id", ondelete="CASCADE"), index=True, default=None)
     #: Only for role=mobile.
     mobile_profile: Mapped[MobileProfile | None] = mapped_column(
         Enum(MobileProfile, native_enum=False, length=16), default=None)
@@ -59,3 +71,4 @@ class Number(Timestamped, Base):
     organization: Mapped["Organization"] = relationship(back_populates="numbers", lazy="raise")
     user: Mapped["User | None"] = relationship(back_populates="numbers", lazy="raise")
     group: Mapped["AnswerGroup | None"] = relationship(back_populates="numbers", lazy="raise")
+    menu: Mapped["Menu | None"] = relationship(back_populates="numbers", lazy="raise")
