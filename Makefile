@@ -6,8 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PHONES ?= 2000
+FUZZ_SECONDS ?= 60
 
-.PHONY: run test bench clean
+.PHONY: run test bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,11 +19,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/deskprov serve
 
+# Two workers: most tests wait on sockets, servers and databases, not on the CPU. A file's tests
+# stay on one worker (--dist loadfile), so fixtures shared within a file are never split.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/bootstorm.py --phones $(PHONES)
+
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[fuzz]"
+	FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(BIN)/python fuzz/run.sh
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
