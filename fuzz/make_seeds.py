@@ -1,4 +1,4 @@
-"""Write the seed inputs under fuzz/seeds/ (run once; the seeds are committed, corpora are not)."""
+"""Write the seed inputs under fuzz/seeds/ (fuzz/run.sh runs it when they are missing; generated, not committed)."""
 
 from __future__ import annotations
 

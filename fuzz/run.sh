@@ -34,6 +34,7 @@ max_len() {
 }
 
 mkdir -p "$here/artifacts"
+[ -d "$here/seeds" ] || "$python" "$here/make_seeds.py"
 failed=()
 for name in "${harnesses[@]}"; do
     script="$here/fuzz_$name.py"
