@@ -30,12 +30,15 @@ def mac_from_certificate(der: bytes) -> str | None:
         cert = x509.load_der_x509_certificate(der)
     except ValueError:
         return None
-    texts = [str(attr.value) for attr in cert.subject]
+    try:  # cryptography parses names and extensions lazily: a malformed one raises only here
+        texts = [str(attr.value) for attr in cert.subject]
+    except ValueError:
+        return None
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         texts += [str(v) for v in san.get_values_for_type(x509.DNSName)]
         texts += [str(v) for v in san.get_values_for_type(x509.UniformResourceIdentifier)]
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, ValueError):
         pass
     for text in texts:
         for match in _MAC_IN_TEXT.finditer(text):

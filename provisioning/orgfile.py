@@ -494,6 +494,29 @@ class ParsedOrgFile:
     models: dict[str, tuple[VendorPlugin, PhoneModel | None, str]] = field(default_factory=dict)
 
 
+#: Deeper than any organisation file needs; PyYAML recurses once per level.
+MAX_DEPTH = 32
+
+
+class _OrgFileLoader(yaml.SafeLoader):
+    """SafeLoader without aliases and with a nesting limit: an organisation file needs neither,
+    and both are ways to make a small file cost exponential time or overflow the stack."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "anchors and aliases (*name) are not allowed here",
+                                              event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def parse(text: str | bytes, source: str = "") -> ParsedOrgFile:
     """Parse and check the file's own content (not yet against the database)."""
     if isinstance(text, bytes):
@@ -503,13 +526,16 @@ def parse(text: str | bytes, source: str = "") -> ParsedOrgFile:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise OrgFileError([(None, f"not UTF-8 text: {exc}")], source) from None
+    node = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _OrgFileLoader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except (ValueError, RecursionError) as exc:  # e.g. 2001-02-30, a 5000-digit integer
+        raise OrgFileError([(None, f"YAML value error: {exc}")], source) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(filter(None, [exc.context, exc.problem]))

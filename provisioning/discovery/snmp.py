@@ -143,7 +143,7 @@ def identify(sys_descr: str | None, sys_object_id: str | None, sys_name: str | N
     oid = (sys_object_id or "").strip().lstrip(".")
     if oid.startswith(ENTERPRISE):
         pen = oid[len(ENTERPRISE):].split(".", 1)[0]
-        vendor = _ENTERPRISES.get(int(pen)) if pen.isdigit() else None
+        vendor = _ENTERPRISES.get(int(pen)) if pen.isascii() and pen.isdigit() and len(pen) <= 10 else None
         for prefix, owner, to_model in _PRODUCT_OIDS:
             if oid == prefix or (prefix.endswith(".") and oid.startswith(prefix)):
                 vendor, model = owner, to_model(oid[len(prefix):])

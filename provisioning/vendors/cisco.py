@@ -112,14 +112,14 @@ MODELS["generic"] = PhoneModel("cisco", "generic", "MPP", lines=1, line_keys=1, 
 
 _COMMON_FILES = {m.common_file: m.name for m in MODELS.values() if m.common_file}
 #: Shared-file names of models not in the catalogue: served a generic profile of the family.
-_OTHER_COMMON = [(re.compile(r"^\d{4}-3PCC\.xml$"), "MPP"), (re.compile(r"^ata19\d\.cfg$"), "ATA-MPP"),
-                 (re.compile(r"^spa\d{3}[A-Z0-9]*\.cfg$"), "SPA")]
-_MAC_FILE = re.compile(r"^(?P<mac>[0-9a-f]{12})(?P<suffix>\.xml|-xmldirectory\.xml)$")
+_OTHER_COMMON = [(re.compile(r"^\d{4}-3PCC\.xml\Z"), "MPP"), (re.compile(r"^ata19\d\.cfg\Z"), "ATA-MPP"),
+                 (re.compile(r"^spa\d{3}[A-Z0-9]*\.cfg\Z"), "SPA")]
+_MAC_FILE = re.compile(r"^(?P<mac>[0-9a-f]{12})(?P<suffix>\.xml|-xmldirectory\.xml)\Z")
 DIRECTORY_SUFFIX = "-xmldirectory.xml"
 
 _UA_SPA = re.compile(
-    r"^(?P<brand>Cisco|Linksys|Sipura)/(?P<model>[A-Za-z]+-?\d+[A-Za-z0-9]*)-(?P<firmware>\S+)(?P<rest>.*)$")
-_UA_MPP = re.compile(r"^Cisco-(?P<model>[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*?)/(?P<firmware>\S+)(?P<rest>.*)$")
+    r"^(?P<brand>Cisco|Linksys|Sipura)/(?P<model>[A-Za-z]+-?\d+[A-Za-z0-9]*)-(?P<firmware>\S+)(?P<rest>.*)\Z")
+_UA_MPP = re.compile(r"^Cisco-(?P<model>[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*?)/(?P<firmware>\S+)(?P<rest>.*)\Z")
 _PAREN = re.compile(r"\(([^()]*)\)")
 
 _TRANSPORT = {"udp": "UDP", "tcp": "TCP", "tls": "TLS"}

@@ -106,9 +106,9 @@ MODELS["generic"] = PhoneModel("fanvil", "generic", "generic", lines=1, line_key
 
 _COMMON_FILES = {f: name for name, *_, files in _CATALOGUE for f in files}
 _UA = re.compile(r"^Fanvil (?P<model>[A-Za-z0-9]+(?:[- ](?:V\d+|Pro))*) (?P<firmware>\d+(?:\.\d+)+)"
-                 r"(?: (?P<mac>[0-9a-fA-F]{12}))?\s*$")
-_MAC_CFG = re.compile(r"^(?P<mac>[0-9a-f]{12})\.cfg$")
-_PHONEBOOK = re.compile(r"^fv(?P<mac>[0-9a-f]{12})-phonebook\.xml$")
+                 r"(?: (?P<mac>[0-9a-fA-F]{12}))?\s*\Z")
+_MAC_CFG = re.compile(r"^(?P<mac>[0-9a-f]{12})\.cfg\Z")
+_PHONEBOOK = re.compile(r"^fv(?P<mac>[0-9a-f]{12})-phonebook\.xml\Z")
 
 _TRANSPORT = {"udp": 0, "tcp": 1, "tls": 3}
 #: Fanvil's DefaultLanguage codes for current models (Wazo's list); no Swedish: English instead.
@@ -159,7 +159,7 @@ class Fanvil(VendorPlugin):
         if match and match["mac"] != "0" * 12 and self.owns_mac(match["mac"]):
             return FileRequest(self.name, FileKind.device, filename, mac=match["mac"])
         match = _PHONEBOOK.match(filename)
-        if match:
+        if match and mac_or_none(match["mac"]):
             return FileRequest(self.name, FileKind.device, filename, mac=match["mac"])
         return None
 

@@ -73,18 +73,18 @@ FORMATS = {name: fmt for name, _, _, _, _, fmt in _CATALOGUE} | {"generic": "nvm
 # "Gigaset N870 IP PRO/83.V2.43.0+build.5f0a106;7C2F80123456;Handset=250", "N720-DM-PRO/70.040.00.000.000"
 _UA_DECT = re.compile(
     r"^(?:Gigaset[\s_-]+)?(?P<model>[A-Z]\d{3}[A-Z]?)(?P<suffix>(?:[\s-](?:IP|DM|PRO))*)/(?P<firmware>[^;\s]+)"
-    r"(?:;(?P<mac>[0-9A-Fa-f]{12}))?(?P<rest>;.*)?$")
+    r"(?:;(?P<mac>[0-9A-Fa-f]{12}))?(?P<rest>;.*)?\Z")
 # P82x: Snom's format with the Gigaset name, e.g. "Mozilla/4.0 (compatible; GigasetP82x-SIP 10.1.54 ... MAC)".
 _UA_DESK = re.compile(r"\bGigaset[\s_-]?(?P<model>P\d{2}[0-9Xx])(?:[-/]SIP)?[\s/](?P<firmware>\d+(?:\.\d+)+)(?P<rest>.*)$",
                       re.IGNORECASE)
 _UA_MAC = re.compile(r"\b(?P<mac>[0-9A-F]{12})\b")
 
 _MAC_UPPER = r"(?P<mac>[0-9A-F]{12})"
-_COMMON_CONTAINER = re.compile(r"^Gigaset(?P<model>[A-Za-z0-9]+)\.htm$")
-_COMMON_SETTINGS = re.compile(r"^Gigaset(?P<model>[A-Za-z0-9]+)\.xml$")
-_DEVICE_CONTAINER = re.compile(rf"^Gigaset(?P<model>[A-Za-z0-9]+)-{_MAC_UPPER}\.htm$")
-_DEVICE_SETTINGS = re.compile(rf"^{_MAC_UPPER}\.xml$")
-_DEVICE_TBOOK = re.compile(rf"^Gigaset-{_MAC_UPPER}-tbook\.xml$")
+_COMMON_CONTAINER = re.compile(r"^Gigaset(?P<model>[A-Za-z0-9]+)\.htm\Z")
+_COMMON_SETTINGS = re.compile(r"^Gigaset(?P<model>[A-Za-z0-9]+)\.xml\Z")
+_DEVICE_CONTAINER = re.compile(rf"^Gigaset(?P<model>[A-Za-z0-9]+)-{_MAC_UPPER}\.htm\Z")
+_DEVICE_SETTINGS = re.compile(rf"^{_MAC_UPPER}\.xml\Z")
+_DEVICE_TBOOK = re.compile(rf"^Gigaset-{_MAC_UPPER}-tbook\.xml\Z")
 
 #: SipProvider.N.TransportProtocol values (unverified).
 _TRANSPORT = {"udp": "1", "tcp": "2", "tls": "3"}

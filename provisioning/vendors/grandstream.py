@@ -154,9 +154,9 @@ _UA_MODEL = re.compile(
     r"^Grandstream Model HW\s+(?P<model>[A-Za-z0-9_-]+)(?:\s+V[0-9A-Za-z.]+)?\s+SW\s+(?P<firmware>\S+)"
     r"(?:\s+DevId\s+(?P<mac>[0-9A-Fa-f:]{12,17}))?", re.IGNORECASE)
 _UA_GXP2000 = re.compile(r"^Grandstream (?P<model>GXP\d+) \([^:/]*:(?P<firmware>[0-9.]+)/.*?\)(?: DevId (?P<mac>[0-9a-f]{12}))?")
-_UA_SHORT = re.compile(r"^Grandstream (?P<model>[A-Z]{2,4}\d{3,4}[A-Z]*) (?P<firmware>\d+(?:\.\d+)+)$")
-_MAC_FILE = re.compile(r"^cfg(?P<mac>[0-9a-f]{12})(?P<suffix>|\.bin|\.xml)$")
-_PHONEBOOK = re.compile(r"(?:^|/)pb(?P<mac>[0-9a-f]{12})/phonebook\.xml$")
+_UA_SHORT = re.compile(r"^Grandstream (?P<model>[A-Z]{2,4}\d{3,4}[A-Z]*) (?P<firmware>\d+(?:\.\d+)+)\Z")
+_MAC_FILE = re.compile(r"^cfg(?P<mac>[0-9a-f]{12})(?P<suffix>|\.bin|\.xml)\Z")
+_PHONEBOOK = re.compile(r"(?:^|/)pb(?P<mac>[0-9a-f]{12})/phonebook\.xml\Z")
 PHONEBOOK_FILE = "phonebook.xml"
 
 #: Zones whose rule is the central European one, written as Grandstream's own zone string.
@@ -250,12 +250,12 @@ class Grandstream(VendorPlugin):
         if filename in _COMMON_FILES:
             return FileRequest(self.name, FileKind.common, filename, model=_COMMON_FILES[filename])
         match = _MAC_FILE.match(filename)
-        if match:
+        if match and mac_or_none(match["mac"]):
             return FileRequest(self.name, FileKind.device, filename, mac=match["mac"])
         # The phonebook lives in a per-device folder: only a caller that passes the path with its
         # folder (not just the last segment) can match it.
         match = _PHONEBOOK.search(filename)
-        if match:
+        if match and mac_or_none(match["mac"]):
             return FileRequest(self.name, FileKind.device, f"pb{match['mac']}/{PHONEBOOK_FILE}", mac=match["mac"])
         return None
 

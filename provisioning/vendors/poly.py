@@ -105,7 +105,7 @@ COMMON_FILE = "deskprov-poly.cfg"
 DEVICE_SUFFIX = "-deskprov.cfg"
 _MAC_FILE = re.compile(
     r"^(?P<mac>[0-9a-f]{12})(?P<suffix>\.cfg|-deskprov\.cfg|-directory\.xml"
-    r"|-phone\.cfg|-web\.cfg|-app\.log|-boot\.log)$"
+    r"|-phone\.cfg|-web\.cfg|-app\.log|-boot\.log)\Z"
 )
 _UPLOADS = {"-phone.cfg", "-web.cfg", "-app.log", "-boot.log"}
 

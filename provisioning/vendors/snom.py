@@ -114,11 +114,11 @@ _UA_EXPANSION = re.compile(r"\b(?P<kind>SXM|UXM|UXMC):(?P<count>\d+)")
 
 _MAC_UPPER = r"(?P<mac>[0-9A-F]{12})"
 _MODEL_PART = r"(?P<model>[A-Za-z0-9]+?)"
-_COMMON_CONTAINER = re.compile(rf"^snom{_MODEL_PART}\.htm$")
-_COMMON_SETTINGS = re.compile(rf"^snom{_MODEL_PART}\.xml$")
-_DEVICE_CONTAINER = re.compile(rf"^snom{_MODEL_PART}-{_MAC_UPPER}\.htm$")
-_DEVICE_SETTINGS = re.compile(rf"^{_MAC_UPPER}\.xml$")
-_DEVICE_TBOOK = re.compile(rf"^{_MAC_UPPER}-tbook\.xml$")
+_COMMON_CONTAINER = re.compile(rf"^snom{_MODEL_PART}\.htm\Z")
+_COMMON_SETTINGS = re.compile(rf"^snom{_MODEL_PART}\.xml\Z")
+_DEVICE_CONTAINER = re.compile(rf"^snom{_MODEL_PART}-{_MAC_UPPER}\.htm\Z")
+_DEVICE_SETTINGS = re.compile(rf"^{_MAC_UPPER}\.xml\Z")
+_DEVICE_TBOOK = re.compile(rf"^{_MAC_UPPER}-tbook\.xml\Z")
 
 #: Snom's own zone list names zones by country and standard offset (``GER+1``, ``USA-5``); the
 #: phone applies that country's DST rule itself. (Only these names are used; others fall back to

@@ -134,8 +134,8 @@ _UA = re.compile(
     r"(?:\s+(?P<mac>(?:[0-9a-f]{2}:){5}[0-9a-f]{2}|[0-9a-f]{12}))?(?:\s|$)",
     re.IGNORECASE,
 )
-_MAC_FILE = re.compile(r"^(?P<mac>[0-9a-f]{12})(?P<suffix>\.boot|\.cfg|-local\.cfg|-contact\.xml|-phonebook\.xml)$")
-_ANY_COMMON_CFG = re.compile(r"^y\d{12}\.cfg$")
+_MAC_FILE = re.compile(r"^(?P<mac>[0-9a-f]{12})(?P<suffix>\.boot|\.cfg|-local\.cfg|-contact\.xml|-phonebook\.xml)\Z")
+_ANY_COMMON_CFG = re.compile(r"^y\d{12}\.cfg\Z")
 _COMMON_BOOT = "y000000000000.boot"
 _UPLOADS = ("-local.cfg", "-contact.xml")
 PHONEBOOK_SUFFIX = "-phonebook.xml"

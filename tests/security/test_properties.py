@@ -224,10 +224,6 @@ def test_snmp_identify_never_raises(descr, oid, name, mac, extra):
     assert all(v is None or isinstance(v, str) for v in (model, firmware))
 
 
-@pytest.mark.xfail(strict=True, reason="provisioning/discovery/snmp.py identify(): `pen.isdigit()` is true for "
-                                       "Unicode digits ('²', '٣') and for >4300-digit strings, and int(pen) then "
-                                       "raises ValueError on an SNMP agent's answer; test `pen.isascii() and "
-                                       "pen.isdigit() and len(pen) <= 10` instead")
 @pytest.mark.parametrize("oid", ["1.3.6.1.4.1.²", "1.3.6.1.4.1.٣٧٤٥٩.1", "1.3.6.1.4.1." + "9" * 5000])
 def test_snmp_identify_hostile_enterprise_number(oid):
     vendor, _, _ = snmp.identify("", oid, None, None)
@@ -274,7 +270,6 @@ CERT_FIX = ("provisioning/certs.py mac_from_certificate(): cryptography parses t
             "`except ValueError: return None`")
 
 
-@pytest.mark.xfail(strict=True, reason=CERT_FIX)
 @PROPS
 @given(der=st.one_of(st.binary(max_size=2000), mutated_der()))
 @example(der=_bad_utf8_subject(_CERT_DER))
@@ -436,8 +431,7 @@ ORGFILE_BUGS = {
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="provisioning/orgfile.py parse(): " + ORGFILE_BUGS[name]))
-    for name in ORGFILE_HOSTILE])
+    name for name in ORGFILE_HOSTILE])
 def test_orgfile_hostile_yaml_is_refused_quickly(name, tmp_path):
     """Refused with OrgFileError within 5 s and 1 GiB, in a child process (a bomb must not take the run down)."""
     path = tmp_path / f"{name}.yaml"
@@ -476,10 +470,7 @@ NEWLINE_NAMES = {
 
 
 @pytest.mark.parametrize("plugin", [
-    pytest.param(p, marks=pytest.mark.xfail(
-        strict=True, reason=f"provisioning/vendors/{p.name}.py: path regexes end in `$` and are applied with "
-                            f"match(), so a trailing newline is accepted; use fullmatch() or `\\Z`"))
-    if p.name in NEWLINE_NAMES else p for p in PLUGINS], ids=lambda p: p.name)
+    p for p in PLUGINS], ids=lambda p: p.name)
 def test_match_path_refuses_a_trailing_newline(plugin):
     for suffix in ("\n", "\r\n"):
         name = NEWLINE_NAMES.get(plugin.name, "805ec0aabb01.cfg\n").rstrip("\n") + suffix
@@ -501,8 +492,7 @@ NON_DEVICE_MAC_BUGS = {
 
 
 @pytest.mark.parametrize("plugin", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=NON_DEVICE_MAC_BUGS[p.name]))
-    if p.name in NON_DEVICE_MAC_BUGS else p for p in PLUGINS], ids=lambda p: p.name)
+    p for p in PLUGINS], ids=lambda p: p.name)
 def test_match_path_never_names_a_non_device_mac(plugin):
     for mac in NON_DEVICE_MACS:
         for shape in DEVICE_NAME_SHAPES:
