@@ -27,7 +27,7 @@ from provisioning.model.base import utcnow
 
 log = logging.getLogger("deskprov.changes")
 
-#: This process; its own change events are applied at commit time, not again from the log.
+#: Default node identity for sessions made without one (the CLI): its events are everyone's news.
 NODE_ID = uuid.uuid4().hex
 
 Listener = Callable[[frozenset[Dep]], None]
@@ -106,7 +106,7 @@ def _collect(session: Session, _flush_context) -> None:
         return
     session.info.setdefault("changed", set()).update(deps)
     session.connection().execute(
-        insert(ChangeEvent).values(node=NODE_ID, deps=json.dumps(sorted(deps, key=repr)), created_at=utcnow())
+        insert(ChangeEvent).values(node=session.info.get("node", NODE_ID), deps=json.dumps(sorted(deps, key=repr)), created_at=utcnow())
     )
 
 
@@ -123,10 +123,11 @@ def _forget(session: Session) -> None:
     session.info.pop("changed", None)
 
 
-def tracked_sessionmaker(engine, listeners: list[Listener]) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose commits reach ``listeners`` (the list may be appended to later)."""
+def tracked_sessionmaker(engine, listeners: list[Listener], node: str = NODE_ID) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose commits reach ``listeners`` (the list may be appended to later) at once; the
+    change log names ``node`` so that node's ChangeFeed does not apply them a second time."""
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TrackedSession,
-                              info={"listeners": listeners})
+                              info={"listeners": listeners, "node": node})
 
 
 def decode(deps_json: str) -> frozenset[Dep]:
@@ -141,10 +142,11 @@ class ChangeFeed:
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], listeners: list[Listener],
-                 interval: float = 0.5, overlap: timedelta = timedelta(seconds=10),
+                 node: str = NODE_ID, interval: float = 0.5, overlap: timedelta = timedelta(seconds=10),
                  retention: timedelta = timedelta(hours=1)) -> None:
         self._sessions = sessions
         self._listeners = listeners
+        self.node = node
         self.interval = interval
         self._overlap = overlap
         self._retention = retention
@@ -178,7 +180,7 @@ class ChangeFeed:
             if row.id in self._seen:
                 continue
             self._seen[row.id] = row.created_at
-            if row.node != NODE_ID:
+            if row.node != self.node:
                 deps = decode(row.deps)
                 for listener in self._listeners:
                     listener(deps)

@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--snmp", metavar="CIDR", action="append", default=[],
                           help="scan these hosts/networks with SNMP (repeatable)")
     discover.add_argument("--community", default="public", help="SNMP v2c community")
+    discover.add_argument("--snmp-port", type=int, default=161, help="SNMP port of the scanned hosts")
     discover.add_argument("--mdns", action="store_true", help="browse mDNS announcements")
     discover.add_argument("--pnp", action="store_true", help="answer SIP plug-and-play SUBSCRIBEs meanwhile")
     discover.add_argument("--interface", default=None,
@@ -267,7 +268,8 @@ async def _discover(settings: Settings, args: argparse.Namespace) -> int:
     from provisioning.discovery.live import discover
 
     try:
-        return await discover(settings, snmp=args.snmp, community=args.community, mdns=args.mdns, pnp=args.pnp,
+        return await discover(settings, snmp=args.snmp, snmp_port=args.snmp_port, community=args.community,
+                              mdns=args.mdns, pnp=args.pnp,
                               interface=args.interface or settings.pnp_interface, seconds=args.seconds)
     except ValueError as exc:
         print(f"deskprov discover: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -57,14 +58,16 @@ class Server:
                                   debounce=float(settings.resync_debounce_seconds))
         self.listeners: list[Listener] = [self._invalidate]
         self.engine = make_engine(settings.database_url)
-        self.sessions = tracked_sessionmaker(self.engine, self.listeners)
+        #: this node in the change log: several servers may share one database (and one process)
+        self.node = uuid.uuid4().hex
+        self.sessions = tracked_sessionmaker(self.engine, self.listeners, self.node)
         self.templates = PhoneTemplates(settings.templates_dir)
         self.provisioner = Provisioner(settings, self.sessions, self.cache, self.templates)
         self.inbox = Inbox(self.sessions)
         self.provisioner.observers.append(self._fetched)
         self.pnp: PnpResponder | None = None
         self.mdns: MdnsDiscovery | None = None
-        self.feed = ChangeFeed(self.sessions, self.listeners)
+        self.feed = ChangeFeed(self.sessions, self.listeners, self.node)
         self._runners: list[web.AppRunner] = []
         self.tftp: TftpService | None = None
         self.http_port = 0

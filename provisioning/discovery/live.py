@@ -35,10 +35,10 @@ def _table(found: dict[str, Sighting], progress: str) -> Table:
 
 
 async def discover(settings: Settings, *, snmp: list[str], community: str, mdns: bool, pnp: bool,
-                   interface: str, seconds: float, console: Console | None = None) -> int:
+                   interface: str, seconds: float, snmp_port: int = 161, console: Console | None = None) -> int:
     if not (snmp or mdns or pnp):
         raise ValueError("say what to use: --snmp CIDR, --mdns and/or --pnp")
-    targets = [t for cidr in snmp for t in expand_targets([cidr])] if snmp else []
+    targets = [t for cidr in snmp for t in expand_targets([cidr], port=snmp_port)] if snmp else []
     console = console or Console()
     engine = make_engine(settings.database_url)
     await upgrade(engine)
