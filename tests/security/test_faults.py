@@ -218,14 +218,14 @@ async def test_kill_9_mid_import_loses_nothing_and_leaves_no_half_import(db_url,
            "DESKPROV_DATA_DIR": str(tmp_path / "var"), "DESKPROV_DB": db_url, "PYTHONUNBUFFERED": "1"}
     baseline, big = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
     baseline.write_text(org_file(20))
-    big.write_text(org_file(300, renamed=20))
+    big.write_text(org_file(1000, renamed=20))  # seconds of writing, even on a fast machine
     for path in (EXAMPLE, baseline):
         assert deskprov("import", str(path), env=env).returncode == 0
     before = deskprov("export", "--secrets", env=env)
     assert before.returncode == 0 and b"User 19" in before.stdout and b"(v2)" not in before.stdout
 
     seed = int.from_bytes(os.urandom(4), "big")
-    delay = random.Random(seed).uniform(0.3, 2.0)
+    delay = random.Random(seed).uniform(0.05, 0.5)
     proc = subprocess.Popen([sys.executable, "-m", "provisioning.cli", "import", str(big)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -258,9 +258,9 @@ async def test_kill_9_mid_import_loses_nothing_and_leaves_no_half_import(db_url,
 
     rerun = deskprov("import", str(big), env=env)
     assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
-    assert b"created 280 users" in rerun.stdout, rerun.stdout
+    assert b"created 980 users" in rerun.stdout, rerun.stdout
     final = deskprov("export", "--secrets", env=env).stdout
-    assert b"User 0 (v2)" in final and b"User 299" in final and b"Anna Andersson" in final
+    assert b"User 0 (v2)" in final and b"User 999" in final and b"Anna Andersson" in final
 
 
 # --------------------------------------------------------------------------------------------
