@@ -1,0 +1,110 @@
+"""Cost per request must not grow with the fleet: count the SQL statements a phone's fetch issues.
+
+A cached file costs no query at all; a cold render costs the same fixed number of queries in a
+10-device, 1-organisation database as in a 500-device, 5-organisation one; an unknown MAC is
+looked up once and then refused from the negative cache.
+
+Statements are counted with SQLAlchemy's ``before_cursor_execute`` on the server's engine
+(provisioning.metrics.QueryCounter); the change feed's poll of ``change_event`` runs in the
+background every half second and is not part of any request, so it is not counted.
+"""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+
+from provisioning.metrics import QueryCounter
+from conftest import import_org  # tests/ is on sys.path (rootdir conftest)
+
+pytestmark = pytest.mark.timeout(60)
+
+FIRMWARE = "66.86.0.15"
+BACKGROUND = "change_event"  # ChangeFeed.poll; not issued by requests
+
+
+def mac_of(org: int, phone: int) -> str:
+    return f"805ec0{org:02x}{phone:04x}"
+
+
+def number_of(org: int, user: int) -> str:
+    return f"+46{40 + org}{user:07d}"
+
+
+def org_file(org: int, phones: int) -> str:
+    """One organisation: a user per phone plus a few without one, a shared phonebook, and desk
+    phones with a line key, a BLF on the next colleague and a speed dial."""
+    users = [{"name": f"User {org}-{u}", "number": number_of(org, u), "extension": str(100 + u)}
+             for u in range(phones + 5)]
+    devices = [{
+        "mac": mac_of(org, p), "model": "Yealink T46S", "user": number_of(org, p),
+        "keys": [{"slot": 1, "type": "line"},
+                 {"slot": 2, "type": "blf", "target": number_of(org, (p + 1) % phones), "label": "Next"},
+                 {"slot": 3, "type": "speed_dial", "number": "+46812345678", "label": "Support"}],
+    } for p in range(phones)]
+    book = {"name": "Kunder", "members": "all",
+            "contacts": [{"name": f"Kund {c}", "number": f"+46855{c:06d}"} for c in range(10)]}
+    return json.dumps({"organization": {"name": f"Perf {org} AB", "sip_domain": f"perf{org}.example.net"},
+                       "users": users, "phonebooks": [book], "phones": devices})  # JSON is YAML
+
+
+def user_agent(mac: str) -> str:
+    return f"Yealink SIP-T46S {FIRMWARE} {':'.join(mac[i:i + 2] for i in range(0, 12, 2))}"
+
+
+async def fleet_server(make_server, orgs: int, phones_per_org: int):
+    server = await make_server()
+    for org in range(orgs):
+        await import_org(server, org_file(org, phones_per_org))
+    return server
+
+
+async def fetch(server, queries: QueryCounter, path: str, mac: str) -> tuple[int, int]:
+    """(HTTP status, SQL statements the request issued)."""
+    queries.reset()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{server.http_port}/{path}",
+                            headers={"User-Agent": user_agent(mac)}) as response:
+            await response.read()
+            return response.status, queries.reset()
+
+
+async def cold_costs(server, macs: list[str]) -> list[tuple[int, int, int, int]]:
+    """Per device: (queries of the first file, of its second file, of the first file again, status)."""
+    costs = []
+    with QueryCounter(server.engine, ignore=BACKGROUND) as queries:
+        for mac in macs:
+            status, first = await fetch(server, queries, f"{mac}.cfg", mac)
+            boot_status, second = await fetch(server, queries, f"{mac}.boot", mac)
+            again_status, again = await fetch(server, queries, f"{mac}.cfg", mac)
+            assert status == boot_status == again_status == 200, (mac, status, boot_status, again_status)
+            costs.append((first, second, again, status))
+    return costs
+
+
+async def test_cold_fetch_costs_a_constant_number_of_queries_and_cached_ones_none(make_server):
+    small = await fleet_server(make_server, orgs=1, phones_per_org=10)
+    large = await fleet_server(make_server, orgs=5, phones_per_org=100)
+
+    small_costs = await cold_costs(small, [mac_of(0, 0), mac_of(0, 9)])
+    large_costs = await cold_costs(large, [mac_of(0, 0), mac_of(2, 50), mac_of(4, 99)])
+
+    cold = {first for first, _, _, _ in small_costs + large_costs}
+    assert len(cold) == 1, f"cold fetch query counts differ with the fleet size: small {small_costs}, large {large_costs}"
+    per_cold_fetch = cold.pop()
+    assert 0 < per_cold_fetch <= 12, f"a cold render issues {per_cold_fetch} statements"
+    # The device's second file renders from the snapshot its first file read; a repeat is cached.
+    assert all(second == 0 and again == 0 for _, second, again, _ in small_costs + large_costs), \
+        (small_costs, large_costs)
+
+
+async def test_unknown_mac_is_refused_from_the_negative_cache_after_the_first_lookup(make_server):
+    server = await fleet_server(make_server, orgs=1, phones_per_org=3)
+    unknown = "805ec0ffff01"
+    with QueryCounter(server.engine, ignore=BACKGROUND) as queries:
+        first_status, first = await fetch(server, queries, f"{unknown}.cfg", unknown)
+        repeats = [await fetch(server, queries, f"{unknown}.cfg", unknown) for _ in range(5)]
+    assert first_status == 404 and first >= 1
+    assert repeats == [(404, 0)] * 5, repeats
