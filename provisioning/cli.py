@@ -189,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="read the password from the first line of standard input")
     _add_settings_flags(superadmin)
 
-    db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade", "current"])
+    db = sub.add_parser("db", help="database schema ('revision' is for developers: autogenerate the next migration)")
+    db.add_argument("action", choices=["upgrade", "current", "revision"])
+    db.add_argument("--message", "-m", default="schema change", help="with 'revision': what the migration does")
     _add_settings_flags(db)
 
     bind = sub.add_parser("bind", help="bind a device to a user (its line 1): 'deskprov bind MAC USER'")
@@ -333,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
         return _dhcp(settings, args)
     if args.command == "cert":
         return _cert(settings, args)
+    if args.action == "revision":
+        from provisioning.db import new_revision
+
+        print(f"wrote {new_revision(args.message)}; read it and tidy it before committing")
+        return 0
     return asyncio.run(_db(settings, args.action))
 
 

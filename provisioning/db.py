@@ -94,3 +94,23 @@ async def revision(engine: AsyncEngine) -> tuple[str | None, str | None]:
     """(current revision of the database, newest revision shipped)."""
     async with engine.connect() as conn:
         return await conn.run_sync(_current)
+
+
+def new_revision(message: str) -> str:
+    """Autogenerate the next migration from the model (for developers): the difference between the
+    model and a scratch SQLite database upgraded to the newest revision. Read and tidy the file."""
+    import tempfile
+
+    from sqlalchemy import create_engine
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    head = script.get_current_head()
+    rev_id = f"{int(head) + 1:04d}" if head and head.isdigit() else None
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = create_engine(f"sqlite:///{scratch}/scratch.sqlite3")
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+        with engine.begin() as connection:
+            made = command.revision(_alembic_config(connection), message=message, autogenerate=True, rev_id=rev_id)
+        engine.dispose()
+    return made.path
