@@ -82,9 +82,11 @@ async def main() -> int:
     async def stats(request: web.Request) -> web.Response:
         body = snapshot(server, queries) | {"loop_lag": lag.as_dict(), "gc": gc_pauses.as_dict(),
                                             "sql_kinds": queries.summary()}
-        if request.query.get("types"):  # diagnostics: the most numerous object types
-            counts = Counter(type(o).__qualname__ for o in gc.get_objects())
-            body["object_types"] = dict(counts.most_common(int(request.query["types"])))
+        if request.query.get("types"):  # diagnostics (a pause itself): the most numerous object types
+            objects = gc.get_objects()
+            body["tracked_objects"] = len(objects)
+            body["object_types"] = dict(Counter(type(o).__qualname__ for o in objects).most_common(
+                int(request.query["types"])))
         if request.query.get("reset"):
             queries.reset()
             lag.reset()
