@@ -14,7 +14,7 @@ import time
 
 from provisioning.cache import ConfigCache
 from provisioning.changes import tracked_sessionmaker
-from provisioning.db import make_engine
+from provisioning.db import engine_for
 from provisioning.metrics import QueryCounter
 from provisioning.serving import Provisioner
 from provisioning.settings import load_settings
@@ -27,7 +27,7 @@ from storm import Boot
 async def render_throughput(data_dir, boots: list[Boot], public_url: str, *, per_vendor: int = 150,
                             rounds: int = 3) -> dict:
     settings = load_settings({"data_dir": str(data_dir), "public_url": public_url}, environ={})
-    engine = make_engine(settings.database_url)
+    engine = engine_for(settings)
     provisioner = Provisioner(settings, tracked_sessionmaker(engine, []), ConfigCache(),
                               PhoneTemplates(settings.templates_dir))
     out: dict[str, dict] = {}

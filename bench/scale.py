@@ -22,8 +22,8 @@ from fleet import CONTACTS, Fleet, contact_number, user_number
 CHUNK = 20_000
 
 
-async def bulk_load(db_url: str, fleet: Fleet) -> dict:
-    engine = make_engine(db_url)
+async def bulk_load(db_url: str, fleet: Fleet, secret_box) -> dict:
+    engine = make_engine(db_url, secret_box)
     started = time.perf_counter()
     try:
         await upgrade(engine)

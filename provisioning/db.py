@@ -13,14 +13,20 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from provisioning import secretbox
+from provisioning.secretbox import SecretBox
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 #: Any constant: PostgreSQL advisory lock that serialises migrations of nodes starting together.
 _MIGRATION_LOCK = 0x6465736B  # "desk"
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets foreign keys, WAL and a busy timeout on every connection."""
+def make_engine(url: str, secret_box: SecretBox | None = None) -> AsyncEngine:
+    """An async engine; SQLite gets foreign keys, WAL and a busy timeout on every connection.
+
+    ``secret_box`` seals and opens the encrypted columns (SIP passwords, device credentials);
+    without one, reading or writing them fails with a clear error."""
     parsed = make_url(url)
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
@@ -41,7 +47,14 @@ def make_engine(url: str) -> AsyncEngine:
                 cursor.execute(f"PRAGMA {pragma}")
             cursor.close()
 
+    if secret_box is not None:
+        secretbox.attach(engine, secret_box)
     return engine
+
+
+def engine_for(settings) -> AsyncEngine:
+    """The engine a command uses: the settings' database with the settings' secret key."""
+    return make_engine(settings.database_url, secretbox.load_secret_box(settings.secret_key, settings.data_dir))
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -17,11 +17,16 @@ hypothesis_settings.register_profile("dev", deadline=None)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 from provisioning.orgfile import import_text
+from provisioning.secretbox import SecretBox, parse_keys
 from provisioning.server import Server
 from provisioning.settings import load_settings
 
 DATA = Path(__file__).parent / "data"
 EXAMPLE = DATA / "exempel.yaml"
+#: The secret key every test server and test engine shares (as the nodes of one deployment must),
+#: so a test may open a server's database with its own engine or a `deskprov` subprocess.
+TEST_SECRET_KEY = "ZGVza3Byb3YgdGVzdCBrZXksIG5ldmVyIGluIHByb2Q="
+TEST_BOX = SecretBox(parse_keys(TEST_SECRET_KEY))
 #: Maintenance connection used to create one throw-away database per test.
 PG_ADMIN_DSN = os.environ.get("DESKPROV_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -57,7 +62,8 @@ def db_url(request, tmp_path):
 
 def make_settings(tmp_path: Path, db: str, **overrides):
     return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0, "pnp_port": 0,
-                          "data_dir": str(tmp_path / "var"), "db": db, **overrides}, environ={})
+                          "data_dir": str(tmp_path / "var"), "db": db, "secret_key": TEST_SECRET_KEY,
+                          **overrides}, environ={})
 
 
 @pytest.fixture

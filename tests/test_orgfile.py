@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import TEST_BOX  # tests/ is on sys.path (rootdir conftest)
 import pytest
 from sqlalchemy import func, select
 
@@ -17,7 +18,7 @@ EXAMPLE = (Path(__file__).parent / "data" / "exempel.yaml").read_text()
 
 @pytest.fixture
 async def sessions(db_url):
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, TEST_BOX)
     await upgrade(engine)
     yield tracked_sessionmaker(engine, [])
     await engine.dispose()

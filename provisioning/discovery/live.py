@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from provisioning.changes import tracked_sessionmaker
-from provisioning.db import make_engine, upgrade
+from provisioning.db import engine_for, upgrade
 from provisioning.discovery.inbox import Inbox
 from provisioning.discovery.mdns import MdnsDiscovery
 from provisioning.discovery.pnp import PnpResponder
@@ -40,7 +40,7 @@ async def discover(settings: Settings, *, snmp: list[str], community: str, mdns:
         raise ValueError("say what to use: --snmp CIDR, --mdns and/or --pnp")
     targets = [t for cidr in snmp for t in expand_targets([cidr], port=snmp_port)] if snmp else []
     console = console or Console()
-    engine = make_engine(settings.database_url)
+    engine = engine_for(settings)
     await upgrade(engine)
     inbox = Inbox(tracked_sessionmaker(engine, []))
     found: dict[str, Sighting] = {}

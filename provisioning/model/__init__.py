@@ -5,6 +5,7 @@ from provisioning.model.audit import AuditEntry
 from provisioning.model.base import Base
 from provisioning.model.changes import ChangeEvent
 from provisioning.model.devices import NUMBER_TARGET_KEYS, Device, Key, KeyType, Line
+from provisioning.model.fetches import ConfigFetch
 from provisioning.model.diversions import Diversion, DiversionReason, DiversionTarget
 from provisioning.model.groups import AnswerGroup, GroupMember
 from provisioning.model.media import VoiceMessage
@@ -18,7 +19,7 @@ from provisioning.model.tenancy import Organization
 from provisioning.model.users import CallerId, User
 
 __all__ = [
-    "AnswerGroup", "ApiToken", "AuditEntry", "Base", "CallerId", "ChangeEvent", "Contact", "Device", "Diversion",
+    "AnswerGroup", "ApiToken", "AuditEntry", "Base", "CallerId", "ChangeEvent", "ConfigFetch", "Contact", "Device", "Diversion",
     "DiversionReason", "DiversionTarget", "GroupMember", "Key", "KeyType", "Line", "LoginSession", "Menu", "MenuOption",
     "MobileProfile", "NUMBER_TARGET_KEYS", "Number", "NumberRole", "Organization", "OutboxMessage", "Phonebook",
     "PhonebookMember", "Schedule", "ScheduleEntry", "ScheduleOwner", "Sighting", "SuperAdmin", "User",

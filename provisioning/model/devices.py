@@ -15,6 +15,7 @@ from sqlalchemy import DateTime, Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from provisioning.model.base import Base, Timestamped, Versioned
+from provisioning.secretbox import EncryptedText
 
 if TYPE_CHECKING:
     from provisioning.model.tenancy import Organization
@@ -52,6 +53,15 @@ class Device(Versioned, Timestamped, Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     last_ip: Mapped[str | None] = mapped_column(String(45), default=None)
     last_user_agent: Mapped[str | None] = mapped_column(String(512), default=None)
+    #: The device's own HTTP digest credentials for fetching its files (provisioning/device_auth.py),
+    #: written into its config; the password is stored sealed.
+    http_username: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    http_password: Mapped[str | None] = mapped_column(EncryptedText, default=None)
+    credentials_issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    #: Until when a freshly bound device may fetch its files once without credentials (None: no window).
+    first_contact_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    #: The device's own key for vendor config encryption (provisioning/config_crypto.py), sealed.
+    config_key: Mapped[str | None] = mapped_column(EncryptedText, default=None)
 
     organization: Mapped["Organization | None"] = relationship(back_populates="devices", lazy="raise")
     lines: Mapped[list["Line"]] = relationship(
@@ -74,7 +84,7 @@ class Line(Timestamped, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
     #: SIP digest credentials of this registration; generated unless given.
     auth_username: Mapped[str] = mapped_column(String(64), unique=True)
-    password: Mapped[str] = mapped_column(String(128))
+    password: Mapped[str] = mapped_column(EncryptedText)
 
     device: Mapped["Device"] = relationship(back_populates="lines", lazy="raise")
     user: Mapped["User"] = relationship(back_populates="lines", lazy="raise")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from provisioning.model.base import Base, Timestamped, Versioned
+from provisioning.secretbox import EncryptedText
 
 if TYPE_CHECKING:
     from provisioning.model.devices import Device
@@ -38,7 +39,16 @@ class Organization(Versioned, Timestamped, Base):
     #: Voice VLAN the devices tag their traffic with; None leaves VLAN off.
     vlan: Mapped[int | None] = mapped_column(default=None)
     #: Password of the devices' own admin web page / menu (a secret, like the SIP passwords).
-    device_admin_password: Mapped[str] = mapped_column(String(64), default="")
+    device_admin_password: Mapped[str] = mapped_column(EncryptedText, default="")
+    #: Networks (comma-separated CIDRs) devices of this organisation may fetch their files from;
+    #: empty: anywhere (they still authenticate).
+    allowed_networks: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: Networks where TFTP (which has no authentication) may deliver files with SIP secrets;
+    #: empty: TFTP never carries a secret for this organisation.
+    tftp_secret_networks: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: Minutes a freshly bound device may fetch its files once without credentials; None: the
+    #: server's setting.
+    first_contact_minutes: Mapped[int | None] = mapped_column(default=None)
 
     users: Mapped[list["User"]] = relationship(back_populates="organization", lazy="raise")
     numbers: Mapped[list["Number"]] = relationship(back_populates="organization", lazy="raise")

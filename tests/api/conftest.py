@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from conftest import TEST_BOX  # tests/ is on sys.path (rootdir conftest)
 import aiohttp
 import pytest
 
@@ -131,7 +132,7 @@ def sqlite_template(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("template") / "deskprov.sqlite3"
 
     async def build():
-        engine = make_engine(f"sqlite+aiosqlite:///{path}")
+        engine = make_engine(f"sqlite+aiosqlite:///{path}", TEST_BOX)
         try:
             await upgrade(engine)
             await seed(tracked_sessionmaker(engine, []), START)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import text
 
+from conftest import TEST_BOX  # tests/ is on sys.path (rootdir conftest)
 from provisioning.db import _alembic_config, make_engine, revision, upgrade
 
 
 async def test_upgrade_from_0001_keeps_every_row(db_url):
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, TEST_BOX)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "0001"))

@@ -38,6 +38,7 @@ PHONES = {
 def deskprov(server, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DESKPROV_")}
     env["DESKPROV_DB"] = server.settings.database_url
+    env["DESKPROV_SECRET_KEY"] = server.settings.secret_key
     result = subprocess.run([sys.executable, "-m", "provisioning.cli", *args], env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -4,6 +4,7 @@ plus a second tenant for the cross-tenant checks; the clock is movable."""
 
 from __future__ import annotations
 
+from conftest import TEST_BOX  # tests/ is on sys.path (rootdir conftest)
 import json
 import shutil
 from datetime import datetime, timezone
@@ -86,7 +87,7 @@ def template(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("rm-template")
 
     async def build():
-        engine = make_engine(f"sqlite+aiosqlite:///{root / 'deskprov.sqlite3'}")
+        engine = make_engine(f"sqlite+aiosqlite:///{root / 'deskprov.sqlite3'}", TEST_BOX)
         try:
             await upgrade(engine)
             sessions = tracked_sessionmaker(engine, [])

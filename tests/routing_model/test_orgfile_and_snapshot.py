@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from conftest import TEST_BOX  # tests/ is on sys.path (rootdir conftest)
 import pytest
 from sqlalchemy import func, select
 
@@ -26,7 +27,7 @@ TEXT = EXAMPLE + ISSUE
 @pytest.fixture
 async def sessions(db_url):
     """SQLite and PostgreSQL: the import is where the store matters."""
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, TEST_BOX)
     await upgrade(engine)
     yield tracked_sessionmaker(engine, [])
     await engine.dispose()
