@@ -499,8 +499,27 @@ MAX_DEPTH = 32
 
 
 class _OrgFileLoader(yaml.SafeLoader):
-    """SafeLoader without aliases and with a nesting limit: an organisation file needs neither,
-    and both are ways to make a small file cost exponential time or overflow the stack."""
+    """SafeLoader without aliases, with a nesting limit and without duplicate keys.
+
+    An organisation file needs neither aliases nor deep nesting, and both are ways to make a small
+    file cost exponential time or overflow the stack. A key given twice (PyYAML keeps the last one
+    silently) is almost always a copy-paste slip, e.g. a second user pasted without its "- ".
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice (first on line {first})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):

@@ -410,6 +410,8 @@ ORGFILE_HOSTILE = {
     "recursive-alias": "organization: &a {name: X, sip_domain: x.example, z: *a}\n",
     "invalid-date": "organization: {name: 2001-02-30, sip_domain: x.example}\n",
     "huge-integer": "organization: {name: X, sip_domain: x.example, sip_port: " + "9" * 5000 + "}\n",
+    # PyYAML keeps the last of two equal keys without a word: a user's second "password:" would win
+    "duplicate-key": "organization:\n  name: X\n  sip_domain: x.example\n  sip_domain: evil.example\n",
 }
 ORGFILE_BUGS = {
     "billion-laughs": "orgfile._positions() walks the composed node graph, in which every alias is the same "
