@@ -116,3 +116,76 @@
     if (document.visibilityState === "visible") { refresh(); }
   });
 })();
+
+// -- voice messages: refuse a file larger than the server takes before it is uploaded -------------
+// (the server refuses it too, with the same words; this only saves waiting for the upload)
+(function () {
+  "use strict";
+  document.querySelectorAll("input[type=file][data-max-bytes]").forEach(function (input) {
+    var limit = parseInt(input.dataset.maxBytes, 10);
+    var message = document.getElementById(input.id + "-error");
+    input.addEventListener("change", function () {
+      var file = input.files && input.files[0];
+      var tooLarge = !!file && file.size > limit;
+      input.setCustomValidity(tooLarge ? input.dataset.tooLarge : "");
+      input.setAttribute("aria-invalid", tooLarge ? "true" : "false");
+      if (message) {
+        message.textContent = tooLarge ? input.dataset.tooLarge : "";
+        message.hidden = !tooLarge;
+      }
+    });
+  });
+})();
+
+// -- answer groups, calendars, menus: show only the fields that apply; focus after a move ---------
+// (every field is there and labelled without JavaScript; this only hides what does not apply)
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-dest]").forEach(function (box) {
+    var select = box.querySelector("[data-dest-select]");
+    var number = box.querySelector("[data-dest-number]");
+    if (!select || !number) { return; }
+    function sync() { number.hidden = select.value !== "external"; }
+    select.addEventListener("change", sync);
+    sync();
+  });
+
+  document.querySelectorAll("[data-entry-form]").forEach(function (form) {
+    function checked(name) {
+      var el = form.querySelector("input[name=" + name + "]:checked");
+      return el ? el.value : "";
+    }
+    function sync() {
+      var when = checked("when"), action = checked("action");
+      form.querySelectorAll("[data-when]").forEach(function (el) {
+        el.hidden = when !== "" && el.dataset.when.split(" ").indexOf(when) < 0;
+      });
+      form.querySelectorAll("[data-action]").forEach(function (el) {
+        el.hidden = action !== "" && el.dataset.action !== action;
+      });
+    }
+    form.addEventListener("change", sync);
+    sync();
+  });
+
+  document.querySelectorAll("input[data-reveals]").forEach(function (box) {
+    var target = document.getElementById(box.dataset.reveals);
+    if (!target) { return; }
+    function sync() { target.hidden = !box.checked; }
+    box.addEventListener("change", sync);
+    sync();
+  });
+
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
+    });
+  });
+
+  // after a move the same button keeps the focus (also once the browser has jumped to #entry-N)
+  var again = document.querySelector("[data-autofocus]");
+  if (again) {
+    again.focus();
+    window.addEventListener("load", function () { if (document.activeElement !== again) { again.focus(); } });
+  }
+})();

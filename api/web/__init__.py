@@ -12,6 +12,8 @@ import json
 from aiohttp import web
 
 from api.web import admin, audit, devices, inbox, live, pages  # noqa: F401  (these register on pages.routes)
+from api.web import answer_groups, calendars, menus  # noqa: F401  (answer groups, calendars, menus)
+from api.web import contacts, messages  # noqa: F401  (voice messages, external contacts)
 from api.web.core import STATIC, lang_of, page_middleware
 from api.web.i18n import t
 from api.web.icons import SIZES, icon_png
