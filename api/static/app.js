@@ -3,6 +3,10 @@
   "use strict";
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
+  // -- on a phone the section tabs scroll sideways: show the current one --------------------------
+  var current = document.querySelector('.nav [aria-current="page"]');
+  if (current && current.scrollIntoView) { current.scrollIntoView({ block: "nearest", inline: "center" }); }
+
   function post(form) {
     return fetch(form.action, {
       method: "POST", credentials: "same-origin", body: new FormData(form),
