@@ -12,7 +12,8 @@ from api import openapi
 from api.framework import SERVER, api
 from api.problems import problem_middleware
 from api.resources import (  # noqa: F401
-    auth, devices, diversions, groups, inbox, me, menus, messages, misc, organizations, phonebooks, schedules, users,
+    auth, devices, diversions, fetches, groups, inbox, me, menus, messages, misc, organizations, phonebooks,
+    schedules, sip_passwords, users,
 )
 from api.resources.messages import LIMITS as MESSAGE_LIMITS
 from api.resources.auth import THROTTLE

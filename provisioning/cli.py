@@ -1,4 +1,4 @@
-"""The ``deskprov`` command: serve, import, export, db, admin, superadmin.
+"""The ``deskprov`` command: serve, import, export, db, admin, superadmin, secrets.
 
 Every command reads the same settings (``DESKPROV_*`` environment variables, flags override).
 """
@@ -23,10 +23,12 @@ def _add_settings_flags(parser: argparse.ArgumentParser, listeners: bool = False
         parser.add_argument("--http-port", type=int, help="phone-facing HTTP port (env DESKPROV_HTTP_PORT)")
         parser.add_argument("--api-port", type=int, help="admin API and web UI port (env DESKPROV_API_PORT)")
         parser.add_argument("--tftp-port", type=int, help="TFTP port (env DESKPROV_TFTP_PORT)")
+        parser.add_argument("--workers", type=int,
+                            help="processes sharing the phone HTTP(S) ports (env DESKPROV_WORKERS; default 1)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    names = ("db", "data_dir", "host", "http_port", "api_port", "tftp_port")
+    names = ("db", "data_dir", "host", "http_port", "api_port", "tftp_port", "workers")
     return load_settings({n: getattr(args, n, None) for n in names})
 
 
@@ -44,11 +46,13 @@ async def _serve(settings: Settings) -> int:
 
 async def _with_session(settings: Settings, work):
     from provisioning.changes import tracked_sessionmaker
-    from provisioning.db import make_engine, upgrade
+    from provisioning.db import engine_for, upgrade
+    from provisioning.key_rotation import check_key
 
-    engine = make_engine(settings.database_url)
+    engine = engine_for(settings)
     try:
         await upgrade(engine)
+        await check_key(engine)  # never seal new secrets under a key the other nodes do not have
         async with tracked_sessionmaker(engine, [])() as session:
             return await work(session)
     finally:
@@ -140,9 +144,9 @@ async def _create_account(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _db(settings: Settings, action: str) -> int:
-    from provisioning.db import make_engine, revision, upgrade
+    from provisioning.db import engine_for, revision, upgrade
 
-    engine = make_engine(settings.database_url)
+    engine = engine_for(settings)
     try:
         if action == "upgrade":
             await upgrade(engine)
@@ -230,9 +234,44 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--days", type=int, default=825)
     _add_settings_flags(cert)
 
+    secrets_cmd = sub.add_parser("secrets", help="the key sealing SIP passwords and device credentials at rest")
+    secrets_cmd.add_argument("action", choices=["new-key", "rotate", "check"],
+                             help="new-key: print a fresh key; rotate: re-seal every secret under the first key "
+                                  "of secret_key (give 'NEW,OLD'); check: open a sample of the stored secrets")
+    _add_settings_flags(secrets_cmd)
+
     # composes the routing engine with the simulators: loaded by name, the core imports no simulator
     importlib.import_module("simulators.simulate_cli").add_simulate_parser(sub)
     return parser
+
+
+async def _secrets(settings: Settings, action: str) -> int:
+    """Rotation: set DESKPROV_SECRET_KEY="NEW,OLD" on every node, run ``secrets rotate`` once,
+    then drop OLD from the setting."""
+    from provisioning.db import engine_for, upgrade
+    from provisioning.key_rotation import check_key, rotate
+
+    engine = engine_for(settings)
+    try:
+        await upgrade(engine)
+        if action == "check":
+            print(f"secret key {engine_key_id(engine)} opens the stored secrets ({await check_key(engine)} checked)")
+            return 0
+        report = await rotate(engine)
+    finally:
+        await engine.dispose()
+    for name, count in report.resealed.items():
+        print(f"{name}: {count} re-sealed")
+    print(f"{report.total} values re-sealed under key {engine_key_id(engine)}, {report.current} already under it"
+          + (f", {report.skipped} changed meanwhile (sealed by their writer)" if report.skipped else "")
+          + "; older keys can now be removed from secret_key")
+    return 0
+
+
+def engine_key_id(engine) -> str:
+    from provisioning.secretbox import box_of
+
+    return box_of(engine.sync_engine.dialect).key_id
 
 
 async def _bind(settings: Settings, args: argparse.Namespace) -> int:
@@ -307,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "simulate":  # needs no settings or database
         return importlib.import_module("simulators.simulate_cli").run_simulate(args)
+    if args.command == "secrets" and args.action == "new-key":  # needs no settings or database
+        from provisioning.secretbox import new_key_text
+
+        print(new_key_text())
+        return 0
     try:
         settings = _settings(args)
     except SettingsError as exc:
@@ -316,7 +360,21 @@ def main(argv: list[str] | None = None) -> int:
         level=(args.log_level or settings.log_level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from provisioning.secretbox import SecretKeyError
+
+    try:
+        return _run(args, settings)
+    except SecretKeyError as exc:  # the wrong key, or a damaged one: say so and stop (exit 2, no traceback)
+        print(f"deskprov {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
+        if settings.workers > 1:
+            from provisioning.workers import Supervisor
+
+            return Supervisor(settings.replace(log_level=args.log_level or settings.log_level)).run()
         return asyncio.run(_serve(settings))
     if args.command == "import":
         return asyncio.run(_import(settings, args.file))
@@ -334,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         return _dhcp(settings, args)
     if args.command == "cert":
         return _cert(settings, args)
+    if args.command == "secrets":
+        return asyncio.run(_secrets(settings, args.action))
     if args.action == "revision":
         from provisioning.db import new_revision
 

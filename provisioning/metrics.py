@@ -140,10 +140,14 @@ def snapshot(server: Any, queries: QueryCounter | None = None) -> dict[str, Any]
     if cache is not None:
         out["cache"] = {"entries": len(cache), "hits": cache.hits, "misses": cache.misses,
                         "invalidations": cache.invalidations,
-                        "negative": len(getattr(cache, "_negative", ()))}
+                        "negative": len(getattr(cache, "_negative", ())),
+                        "bytes": getattr(cache, "bytes", 0), "evictions": getattr(cache, "evictions", 0)}
     guard = getattr(getattr(server, "provisioner", None), "guard", None)
     if guard is not None:
         out["guard"] = {"sources": len(guard), **dict(guard.counters)}
+    fetch_audit = getattr(server, "fetch_audit", None)
+    if fetch_audit is not None:
+        out["fetch_audit"] = {"pending": fetch_audit.pending, **dict(fetch_audit.counters)}
     tftp = getattr(server, "tftp", None)
     if tftp is not None:
         out["tftp"] = {"active_sessions": tftp.active_sessions, "restarts": tftp.restarts}

@@ -135,8 +135,13 @@ async def _device_page(request: web.Request, page: Page, *, error: str | None = 
         sync = await call(request, "device_sync", path={"device_id": device_id})
     except Problem:
         sync = None
+    try:  # the fetch audit trail: who asked for this phone's files, and what they got
+        fetches = (await call(request, "list_device_fetches", path={"device_id": device_id},
+                              query={"limit": 20})).items
+    except Problem:
+        fetches = []
     base = request.rel_url.with_query({k: v for k, v in request.query.items() if k not in ("slot", "lang")})
-    return render(page, "device.html", status=status, device=device, model=model, strips=strips,
+    return render(page, "device.html", status=status, device=device, model=model, strips=strips, fetches=fetches,
                   chosen=chosen, key=keys.get(chosen) if chosen else None, users=users, key_types=KEY_TYPES,
                   needs_target=NEEDS_TARGET, error=error, values=values or {}, sync=sync, notice=notice,
                   modules=modules, max_modules=max_modules, base=str(base),
@@ -205,6 +210,18 @@ async def device_bind(request: web.Request, page: Page, form: dict) -> web.Respo
         return await _device_page(request, page, error=problem_text(page, problem), status=problem.status)
     return redirect(f"/admin/devices/{device_id}", flash="phone.bound" if form.get("unbind") != "1"
                     else "phone.unbound")
+
+
+@routes.post(r"/admin/devices/{device_id:\d{1,12}}/sip-password")
+@guarded(admin=True)
+async def device_sip_password(request: web.Request, page: Page, form: dict) -> web.Response:
+    """A new SIP password for line 1; the phone is pushed its new config."""
+    device_id = int(request.match_info["device_id"])
+    try:
+        await call(request, "rotate_line_sip_password", path={"device_id": device_id, "index": 1})
+    except Problem as problem:
+        return await _device_page(request, page, error=problem_text(page, problem), status=problem.status)
+    return redirect(f"/admin/devices/{device_id}", flash="phone.sip_password.done")
 
 
 @routes.post(r"/admin/devices/{device_id:\d{1,12}}/resync")

@@ -139,3 +139,35 @@ async def test_audit_page_shows_changes(browser):
     resp = await b.get("/admin/audit?entity=device_keys")
     check_page(resp)
     assert "device_keys" in resp.text_body and "Anna Andersson" in resp.text_body and "+46812345678" in resp.text_body
+
+
+async def test_device_page_shows_the_fetch_trail_and_rotates_the_sip_password(browser, web_server):
+    """Issue "Security": the phone's latest config requests on its page; a new SIP password from it."""
+    import aiohttp
+    from sqlalchemy import select
+
+    from provisioning.model import Line
+
+    b = await admin(browser)
+    did = await device_id(b)
+    assert "Inga hämtningar registrerade." in (await b.get(f"/admin/devices/{did}?lang=sv")).text_body
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{web_server.http_port}/805ec0aabb01.cfg",
+                            headers={"User-Agent": "Yealink SIP-T46S 66.86.0.15 80:5e:c0:aa:bb:01"}) as resp:
+            await resp.read()
+    await web_server.fetch_audit.flush()
+    page = await b.get(f"/admin/devices/{did}?lang=sv")
+    check_page(page)
+    assert "Senaste hämtningar" in page.text_body and "/805ec0aabb01.cfg" in page.text_body
+    assert "Latest fetches" in (await b.get(f"/admin/devices/{did}?lang=en")).text_body
+
+    async with web_server.sessions() as session:
+        before = (await session.execute(select(Line.password).where(Line.device_id == int(did), Line.index == 1))).scalars().all()
+    resp = await b.post(f"/admin/devices/{did}/sip-password", {}, allow_redirects=False)
+    assert resp.status == 303
+    done = await b.get(resp.headers["Location"] + "?lang=sv")
+    assert "Nytt SIP-lösenord skapat" in done.text_body
+    async with web_server.sessions() as session:
+        after = (await session.execute(select(Line.password).where(Line.device_id == int(did), Line.index == 1))).scalars().all()
+    assert len(after) == len(before) and set(after).isdisjoint(before)
+    assert (await b.post(f"/admin/devices/{did}/sip-password", {}, csrf=False, allow_redirects=False)).status == 403
