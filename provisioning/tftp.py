@@ -1,32 +1,49 @@
 """Read-only TFTP service for desk phones, built on tftpy 0.8.7 in a dedicated thread.
 
 tftpy is a blocking, single-threaded ``select()`` loop.  It runs here in its own thread beside
-the asyncio app.  Every file is served through tftpy's ``dyn_file_func``, which calls the
-``resolve(name, client_ip)`` callable supplied by the app.  The tftpy root is an empty private
-temp directory, so tftpy's own static serving, its path handling, its symlink following and its
-uploads never apply.
+the asyncio app.  tftpy's ``listen()`` keeps what it is good at: the listening socket, one
+socket per transfer (the transfer ID), the session table, the select loop and the timeout
+sweep.  What happens inside a session is :class:`GuardedContext`'s, which subclasses tftpy's
+server context and is installed into tftpy's server module namespace, because ``listen()``
+looks the context class up there.  The tftpy root is an empty private temp directory, so
+tftpy's own static serving, path handling, symlink following and uploads never apply.
 
-tftpy 0.8.7 has several bugs where a single UDP packet kills ``listen()``.  See
-``/work/shared/reference/libraries.md`` §1; the last three items were found while writing this
-module.  :class:`GuardedContext` subclasses tftpy's server context and is installed into
-tftpy's server module namespace, because ``listen()`` looks the context class up there.  The
-shim:
+Serving under load (issue 9):
 
-* parses the initial request itself, so non-ASCII names or options, a missing NUL, an odd
+* **No head-of-line blocking.**  ``resolve(name, client_ip)`` may answer at once (bytes or
+  None) or hand back a ``concurrent.futures.Future`` (the server's renders run on the asyncio
+  loop).  The session then just waits: ``listen()`` keeps serving every other transfer.  When
+  the future is done, its callback sends one datagram from the service's *wake socket* to the
+  session's own socket, so ``select()`` returns and ``cycle()`` continues the transfer at once.
+  A resolve that takes longer than ``resolve_timeout`` gets ERROR 0 "service unavailable" and
+  its future is cancelled; so does :class:`TftpUnavailable` (the database is down).
+* **windowsize (RFC 7440)** next to blksize (RFC 2348) and tsize (RFC 2349): up to
+  ``windowsize`` DATA blocks are sent before an ACK is awaited; an ACK inside the window starts
+  the next window after it; a repeated ACK (the client saw a gap) resends the window once;
+  block numbers roll over to 0 after 65535.
+* **Retransmission with bounded exponential backoff**: the first retransmission after
+  ``timeout``, then 2x, 4x ... up to 8x ``timeout``; the session is dropped after ``retries``
+  timeouts.  Duplicate ACKs are never answered (Sorcerer's Apprentice).
+* **Session caps** globally and per client IP (ERROR 0 "server busy"; tftpy cannot encode
+  error code 0).
+* tftpy's ``listen()`` formats its whole session table with ``%`` after every finished
+  transfer and every session on every new request, even with logging off; the table and the
+  contexts get constant-cost ``repr``/``str`` so that costs nothing under a boot storm.
+
+The hardening against tftpy 0.8.7 bugs where a single UDP packet kills ``listen()`` (see
+``/work/shared/reference/libraries.md`` §1) stays:
+
+* the initial request is parsed here, so non-ASCII names or options, a missing NUL, an odd
   option list or ``blksize=abc`` get an ERROR packet instead of an exception out of ``listen()``;
-* refuses WRQ (ERROR 2), applies the filename policy (ERROR 1), and caps sessions globally and
-  per client IP (ERROR 0 "server busy"; tftpy cannot encode error code 0);
-* turns off ``flock`` so ``dyn_file_func`` may return ``io.BytesIO`` (tftpy issue #155);
-* clamps ``blksize`` to the RFC 2348 maximum of 65464.  tftpy allows 65536, and the resulting
-  65540-byte datagram fails ``sendto`` with EMSGSIZE, which kills ``listen()``;
-* puts only the options the client asked for in the OACK.  tftpy always adds ``blksize=512``,
-  which breaks RFC 2347;
-* checks the transfer ID of packets on a session socket (ERROR 5 to strangers, as RFC 1350
-  asks) and ignores junk.  In tftpy a 3-byte "ACK" from *any* host kills ``listen()`` with
-  ``struct.error``;
-* retransmits once per ``timeout``.  tftpy never resets the timer after a resend, so a busy
-  loop burns through a stalled session's retries in milliseconds;
-* replaces the ``select`` module reference in tftpy's server module with a ``poll()``-based
+* WRQ is refused (ERROR 2); the filename policy applies (ERROR 1);
+* ``flock`` is off so tftpy's stock path may serve ``io.BytesIO`` (tftpy issue #155);
+* ``blksize`` is clamped to the RFC 2348 maximum of 65464 (tftpy allows 65536, whose DATA
+  packet fails ``sendto`` with EMSGSIZE and killed ``listen()``);
+* the OACK carries only the options the client asked for (tftpy always adds ``blksize=512``,
+  which breaks RFC 2347);
+* packets on a session socket from anyone but the client's transfer ID get ERROR 5 (RFC 1350);
+  junk from the client is ignored (in tftpy a 3-byte "ACK" from *any* host killed ``listen()``);
+* the ``select`` module reference in tftpy's server module is replaced with a ``poll()``-based
   equivalent, so a file descriptor >= 1024 anywhere in the process no longer kills the server.
 
 A restart loop remains as a safety net.  If ``listen()`` still raises, the exception is logged,
@@ -51,17 +68,16 @@ import threading
 import time
 import types
 from collections import Counter
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, NoReturn
 
 import tftpy
 from tftpy.TftpContexts import TftpContext, TftpContextServer
-from tftpy.TftpPacketTypes import TftpPacketERR, TftpPacketOACK, TftpPacketRRQ
 from tftpy.TftpShared import TftpException, TftpTimeout
-from tftpy.TftpStates import TftpState, TftpStateServerRecvRRQ
 
 __all__ = ["TftpService", "GuardedContext", "check_tftpy_compat", "install_tftpy_shim",
-           "sanitize_filename", "RejectedName"]
+           "sanitize_filename", "RejectedName", "TftpUnavailable"]
 
 log = logging.getLogger("deskprov.tftp")
 
@@ -71,7 +87,9 @@ TFTPY_VERSION = "0.8.7"
 # The *module* tftpy.TftpServer (the package attribute of the same name is the class).
 _server_mod = importlib.import_module("tftpy.TftpServer")
 
-Resolver = Callable[[str, str], "bytes | None"]
+#: ``resolve(name, client_ip)``: the bytes, None (not found), or a concurrent.futures.Future of
+#: either, for answers that take a database round trip (see :class:`TftpService`).
+Resolver = Callable[[str, str], "bytes | None | Future"]
 
 _RRQ, _WRQ, _DATA, _ACK, _ERROR, _OACK = 1, 2, 3, 4, 5, 6
 _ERR_UNDEFINED, _ERR_NOT_FOUND, _ERR_ACCESS, _ERR_ILLEGAL, _ERR_TID, _ERR_OPTIONS = 0, 1, 2, 4, 5, 8
@@ -79,8 +97,11 @@ _ERR_UNDEFINED, _ERR_NOT_FOUND, _ERR_ACCESS, _ERR_ILLEGAL, _ERR_TID, _ERR_OPTION
 MAX_NAME_BYTES = 255
 MIN_BLKSIZE = 8
 MAX_BLKSIZE = 65464  # RFC 2348; the largest block whose DATA packet fits into one UDP datagram
+MAX_WINDOWSIZE = 64  # RFC 7440 allows 65535; more than this only floods the client's buffer
+_MAX_BACKOFF = 8     # the retransmit interval doubles up to this many times the base timeout
 _RECV_SIZE = 65536
 _MODES = ("octet", "netascii")  # netascii is served as binary, like tftpy does
+_RESOLVING, _OACK_SENT, _SENDING = "resolving", "oack sent", "sending"  # a session's phases
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,6 +122,11 @@ class RejectedName(Exception):
 
 class _ResolveFailed(Exception):
     """resolve() raised or returned garbage: answered with ERROR 0 "internal error"."""
+
+
+class TftpUnavailable(Exception):
+    """Raised by resolve() (or its future) when the answer cannot be had right now (database
+    down): the client gets ERROR 0 "service unavailable" and retries later, as phones do."""
 
 
 @dataclass(frozen=True)
@@ -136,22 +162,29 @@ def _parse_request(buf: bytes) -> _Request:
     return _Request(opcode, name, mode, options)
 
 
+def _number_option(options: dict[str, str], name: str, lowest: int, highest: int) -> str:
+    """The option's value clamped to ``highest``; ERROR 8 for anything but digits >= lowest."""
+    value = options[name]
+    if not (value.isascii() and value.isdigit()):
+        raise _BadOption(f"invalid {name} {value[:20]!r}")
+    # Any number of digits may arrive (int() refuses more than 4300): a value that long is
+    # above the maximum anyway, and RFC 2348/7440 let the server answer with a smaller one.
+    digits = value.lstrip("0")
+    number = int(digits or "0") if len(digits) <= 6 else highest
+    if number < lowest:
+        raise _BadOption(f"invalid {name} {value[:20]!r}")
+    return str(min(number, highest))
+
+
 def _negotiate(options: dict[str, str]) -> dict[str, str]:
-    """Keep only the options tftpy supports (blksize, tsize), with blksize validated and clamped."""
+    """Keep the options we serve (blksize, tsize, windowsize), validated and clamped."""
     accepted: dict[str, str] = {}
     if "blksize" in options:
-        value = options["blksize"]
-        if not (value.isascii() and value.isdigit()):
-            raise _BadOption(f"invalid blksize {value[:20]!r}")
-        # Any number of digits may arrive (int() refuses more than 4300): a value that long is
-        # above the maximum anyway, and RFC 2348 lets the server answer with a smaller one.
-        digits = value.lstrip("0")
-        number = int(digits or "0") if len(digits) <= 6 else MAX_BLKSIZE
-        if number < MIN_BLKSIZE:
-            raise _BadOption(f"invalid blksize {value[:20]!r}")
-        accepted["blksize"] = str(min(number, MAX_BLKSIZE))
+        accepted["blksize"] = _number_option(options, "blksize", MIN_BLKSIZE, MAX_BLKSIZE)
     if "tsize" in options:
-        accepted["tsize"] = "0"  # the server computes the real size
+        accepted["tsize"] = "0"  # replaced by the real size once the file is known
+    if "windowsize" in options:
+        accepted["windowsize"] = _number_option(options, "windowsize", 1, MAX_WINDOWSIZE)
     return accepted
 
 
@@ -186,24 +219,15 @@ def _error_packet(code: int, message: str) -> bytes:
 # The shim
 # --------------------------------------------------------------------------------------------
 
-class _ServeRRQ(TftpStateServerRecvRRQ):
-    """tftpy's RRQ state, except that the OACK carries only the options the client requested."""
-
-    def sendOACK(self) -> None:
-        ctx = self.context
-        pkt = TftpPacketOACK()
-        pkt.options = {k: v for k, v in ctx.options.items() if k in ctx._requested_options}
-        ctx.sock.sendto(pkt.encode().buffer, (ctx.host, ctx.tidport))
-        ctx.last_pkt = pkt
-
-
 class GuardedContext(TftpContextServer):
-    """tftpy's server context, hardened.
+    """tftpy's server context, hardened, with deskprov's own read-only transfer.
 
     Sessions of a :class:`TftpService` get the full treatment described in the module
-    docstring.  Any other user of ``tftpy.TftpServer`` in the process gets tftpy's stock
-    behaviour, except that unexpected exceptions become ``TftpException`` (ending only that
-    session instead of ``listen()``) and ``flock`` is off.
+    docstring: tftpy's ``listen()`` still owns the sockets, the session table and the timer
+    sweep, but the RRQ, the (possibly deferred) resolve and the windowed sending are done here.
+    Any other user of ``tftpy.TftpServer`` in the process gets tftpy's stock behaviour, except
+    that unexpected exceptions become ``TftpException`` (ending only that session instead of
+    ``listen()``) and ``flock`` is off.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -211,15 +235,35 @@ class GuardedContext(TftpContextServer):
         self.flock = False  # BytesIO has no fd/name; a read-only server needs no locks
         owner = getattr(self.dyn_file_func, "__self__", None)
         self._service: TftpService | None = owner if isinstance(owner, TftpService) else None
-        self._requested_options: frozenset[str] = frozenset()
         self._name: str | bytes | None = None  # bytes: raw head of a malformed request
         self._outcome: str | None = None
         self._logged = False
         self._ended = False
+        self._phase = _RESOLVING
+        self._pending: Future | None = None
+        self._data = b""
+        self._blksize = 512
+        self._window = 1
+        self._blocks = 0      # DATA blocks in the file (the last one is short, maybe empty)
+        self._acked = 0       # highest block the client has acknowledged (absolute, no rollover)
+        self._sent = 0        # highest block sent so far in the current window
+        self._oack = b""
+        self._deadline = 0.0  # wall clock (as tftpy's listen() passes it) of the next timeout
+        self._rto = self.timeout
+        self._tries = 0
+        self._nack_resent = False
         if self._service is not None:
-            if self._service._bind_ip:  # reply from the address the phone talked to
-                self.sock.bind((self._service._bind_ip, 0))
-            self._service._session_opened(self.host)
+            svc = self._service
+            # Bound now, not at the first sendto: a session waiting for its resolve must already
+            # have a port the wake-up datagram can reach.  Replies leave from the address the
+            # phone talked to.
+            self.sock.bind((svc._bind_ip or "", 0))
+            svc._session_opened(self.host)
+
+    def __str__(self) -> str:
+        # listen() formats every session with "%" on every new request, even with INFO off:
+        # keep it cheap (tftpy's own __str__ formats the state object too).
+        return f"{self.host}:{self.port}"
 
     # -- tftpy entry points -------------------------------------------------------------------
 
@@ -247,52 +291,55 @@ class GuardedContext(TftpContextServer):
         except OSError as exc:  # spurious wake-up or a queued ICMP error: nothing to do
             log.debug("recvfrom on session %s:%s: %r", self.host, self.port, exc)
             return
+        if (raddress, rport) == self._service._waker_addr:
+            if self._phase == _RESOLVING:  # the resolve finished on the event loop
+                self._guard_step(self._resolved)
+            return
         if raddress != self.address or rport != self.tidport:
             if not buffer.startswith(b"\0\5"):  # never answer an ERROR
                 self._send_raw(_error_packet(_ERR_TID, "Unknown transfer ID"), (raddress, rport))
             return
-        try:
-            pkt = self.factory.parse(buffer)
-        except Exception as exc:
-            log.debug("ignoring malformed packet from %s:%s: %r", raddress, rport, exc)
+        if len(buffer) < 4:
+            log.debug("ignoring %d-byte packet from %s:%s", len(buffer), raddress, rport)
+            return
+        opcode, number = struct.unpack_from("!HH", buffer)
+        if opcode == _ERROR:
+            text = buffer[4:].split(b"\0", 1)[0].decode("ascii", "replace")
+            self._outcome = f"aborted by client (error {number} {text!r})"
+            raise TftpException(self._outcome)
+        if opcode != _ACK:
+            log.debug("ignoring opcode %d from %s:%s", opcode, raddress, rport)
             return
         self.last_update = time.time()
-        try:
-            self.state = self.state.handle(pkt, raddress, rport)
-        except TftpTimeout:
-            raise
-        except TftpException as exc:
-            if isinstance(pkt, TftpPacketERR):
-                text = (pkt.errmsg or b"").decode("ascii", "replace")
-                self._outcome = f"aborted by client (error {pkt.errorcode} {text!r})"
-            else:
-                self._outcome = f"failed: {exc}"
-            raise
-        except Exception as exc:  # e.g. OSError from sendto
-            self._outcome = f"failed: {exc!r}"
-            raise TftpException(self._outcome) from exc
-        self.retry_count = 0
+        self._guard_step(self._on_ack, number)
 
     def checkTimeout(self, now: float) -> None:
         if self._service is None:
             return super().checkTimeout(now)
-        if not self.timeout_expectACK and now - self.last_update <= self.timeout:
+        if now < self._deadline:
             return
-        self.timeout_expectACK = False
-        if self.last_pkt is None or self.retry_count + 1 >= self.retries:
-            self._outcome = self._outcome or "timed out"
-            # listen() adds one and deletes the session once retry_count >= retries.
-            self.retry_count = max(self.retry_count, self.retries - 1)
+        if self._phase == _RESOLVING:
+            if self._deadline:
+                self._expire("resolve timed out")
+                self._send_raw(_error_packet(_ERR_UNDEFINED, "service unavailable"))
+                log.warning("resolve(%r, %r) did not finish within %.1f s: ERROR 0 sent",
+                            self._name, self.host, self._service.resolve_timeout)
+                self._logged = True
+                raise TftpTimeout("resolve timed out")
+            return
+        if self._tries + 1 >= self.retries:
+            self._expire("timed out")
             raise TftpTimeout("Timeout waiting for traffic")  # listen() logs it; filtered
-        self.retry_count += 1
-        self.last_update = now
-        self.metrics.resent_bytes += len(self.last_pkt.buffer)
-        self._send_raw(self.last_pkt.buffer)
+        self._tries += 1
+        self._rto = min(self._rto * 2, self._service._max_rto)
+        self._retransmit(now)
 
     def end(self) -> None:
         if self._ended:
             return
         self._ended = True
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()  # nobody waits for it any more
         try:
             super().end()
         finally:
@@ -300,7 +347,7 @@ class GuardedContext(TftpContextServer):
                 self._service._session_closed(self.host)
                 self._log_outcome()
 
-    # -- helpers ------------------------------------------------------------------------------
+    # -- the request --------------------------------------------------------------------------
 
     def _start(self, svc: TftpService, buffer: bytes) -> None:
         self.tidport = self.port
@@ -321,7 +368,7 @@ class GuardedContext(TftpContextServer):
             svc._note_busy(self.host, req.filename)
             self._refuse(_ERR_UNDEFINED, "server busy", "server busy", logged=True)
         try:
-            options = _negotiate(req.options)
+            self.options = _negotiate(req.options)
         except _BadOption as exc:
             self._refuse(_ERR_OPTIONS, "Failed to negotiate options", str(exc))
         try:
@@ -329,18 +376,140 @@ class GuardedContext(TftpContextServer):
         except RejectedName as exc:
             self._refuse(_ERR_NOT_FOUND, "File not found", f"rejected name ({exc})")
         self._name = name
-        self._requested_options = frozenset(options)
-
-        pkt = TftpPacketRRQ()
-        pkt.filename, pkt.mode, pkt.options = name, req.mode, options
         try:
-            self.state = _ServeRRQ(self).handle(pkt, self.host, self.port)
-        except _ResolveFailed:
-            self._refuse(_ERR_UNDEFINED, "internal error", "resolve failed", logged=True)
-        except TftpException:
-            if self.fileobj is None:  # dyn_file_func returned None: tftpy sent ERROR 1
-                self._outcome, self._logged = "not found", True  # _dyn_file logged it
+            answer = svc._resolve_now(name, self.host)
+        except _ResolveFailed as exc:
+            self._refuse_resolve(exc)
+        if isinstance(answer, Future):
+            self._pending = answer
+            self._deadline = self.last_update + svc.resolve_timeout
+            if answer.done():
+                return self._resolved()
+            waker, target = svc._wake_session, self._wake_target()
+            answer.add_done_callback(lambda _f: waker(target))
+            return  # listen() serves the others; cycle() continues when the wake-up arrives
+        self._begin(answer)
+
+    def _wake_target(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()[:2]
+        return (host if host not in ("", "0.0.0.0") else "127.0.0.1", port)
+
+    def _resolved(self) -> None:
+        future, self._pending = self._pending, None
+        try:
+            answer = self._service._checked(future.result(), self._name, self.host)
+        except TftpUnavailable as exc:
+            self._refuse(_ERR_UNDEFINED, "service unavailable", f"unavailable ({exc})")
+        except _ResolveFailed as exc:
+            self._refuse_resolve(exc)
+        except BaseException as exc:  # the resolve raised (CancelledError is a BaseException)
+            log.error("resolve(%r, %r) raised", self._name, self.host, exc_info=exc)
+            self._refuse_resolve(_ResolveFailed(repr(exc)))
+        self._begin(answer)
+
+    def _refuse_resolve(self, exc: BaseException) -> NoReturn:
+        if isinstance(exc.__cause__, TftpUnavailable):
+            self._refuse(_ERR_UNDEFINED, "service unavailable", f"unavailable ({exc.__cause__})")
+        self._refuse(_ERR_UNDEFINED, "internal error", "resolve failed", logged=True)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _begin(self, data: bytes | None) -> None:
+        if data is None:
+            self._outcome, self._logged = "not found", True  # _checked logged it
+            self._send_raw(_error_packet(_ERR_NOT_FOUND, "File not found"))
+            raise TftpException("File not found")
+        self._data = data
+        self._blksize = int(self.options.get("blksize", 512))
+        self._window = int(self.options.get("windowsize", 1))
+        self._blocks = len(data) // self._blksize + 1
+        self.file_to_transfer = self._name
+        if "tsize" in self.options:
+            self.options["tsize"] = str(len(data))
+        self.state = self._phase = _SENDING
+        now = time.time()
+        if self.options:  # only the options the client asked for (RFC 2347)
+            self._oack = struct.pack("!H", _OACK) + b"".join(
+                k.encode() + b"\0" + v.encode() + b"\0" for k, v in self.options.items())
+            self._phase = _OACK_SENT
+            self._send_raw(self._oack)
+            self._arm(now)
+        else:
+            self._send_window(now)
+
+    def _on_ack(self, number: int) -> None:
+        now = time.time()
+        if self._phase == _OACK_SENT:
+            if number == 0:
+                self._phase = _SENDING
+                self._progress()
+                self._send_window(now)
+            return
+        if self._phase != _SENDING:
+            return
+        # Which of the blocks in flight does it acknowledge?  16-bit numbers roll over to 0.
+        delta = (number - self._acked) & 0xFFFF
+        if 0 < delta <= self._sent - self._acked:
+            self._acked += delta
+            self._progress()
+            if self._acked >= self._blocks:
+                self.metrics.bytes = len(self._data)
+                self.state = None  # done: listen() ends the session
+                return
+            if self._acked == self._sent or self._window > 1:
+                # A whole window, or (RFC 7440) part of one: the next window starts after it.
+                self._send_window(now)
+        elif delta == 0 and self._window > 1 and not self._nack_resent:
+            # The client saw a gap (RFC 7440): it repeats its last good ACK.  Resend once per
+            # window so that a burst of such ACKs does not multiply the traffic.
+            self._nack_resent = True
+            self.metrics.resent_bytes += self._send_window(now)
+        else:  # a duplicate or stale ACK: never answer it (Sorcerer's Apprentice)
+            self.metrics.dupcount += 1
+
+    def _progress(self) -> None:
+        self._tries, self._rto, self._nack_resent = 0, self.timeout, False
+
+    def _send_window(self, now: float) -> int:
+        """Send blocks acked+1 .. acked+window; return the bytes sent."""
+        first = self._acked + 1
+        last = min(self._acked + self._window, self._blocks)
+        size, data, sent = self._blksize, self._data, 0
+        for block in range(first, last + 1):
+            packet = struct.pack("!HH", _DATA, block & 0xFFFF) + data[(block - 1) * size:block * size]
+            self._send_raw(packet)
+            sent += len(packet)
+        self._sent = last
+        self._arm(now)
+        return sent
+
+    def _retransmit(self, now: float) -> None:
+        if self._phase == _OACK_SENT:
+            self.metrics.resent_bytes += len(self._oack)
+            self._send_raw(self._oack)
+            self._arm(now)
+        else:
+            self.metrics.resent_bytes += self._send_window(now)
+
+    def _arm(self, now: float) -> None:
+        self._deadline = now + self._rto
+
+    def _expire(self, reason: str) -> None:
+        self._outcome = self._outcome or reason
+        # listen() adds one and deletes the session once retry_count >= retries (and would call
+        # state.resendLast() otherwise, which our sessions do not have).
+        self.retry_count = self.retries - 1
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _guard_step(self, step, *args) -> None:
+        try:
+            step(*args)
+        except (TftpException, TftpTimeout):
             raise
+        except Exception as exc:  # e.g. OSError from sendto: end this session only
+            self._outcome = f"failed: {exc!r}"
+            raise TftpException(self._outcome) from exc
 
     def _refuse(self, code: int, message: str, reason: str, *, logged: bool = False) -> NoReturn:
         self._send_raw(_error_packet(code, message))
@@ -359,8 +528,9 @@ class GuardedContext(TftpContextServer):
     def _log_outcome(self) -> None:
         if self.state is None and self._outcome is None:
             m = self.metrics
-            log.info("sent %r to %s:%s (%d bytes, blksize %d, %.2fs)", self._name, self.host,
-                     self.port, m.bytes, self.getBlocksize(), m.end_time - m.start_time)
+            log.info("sent %r to %s:%s (%d bytes, blksize %d, windowsize %d, %.2fs)", self._name,
+                     self.host, self.port, m.bytes, self._blksize, self._window,
+                     m.end_time - m.start_time)
         elif self._outcome is not None and not self._logged:
             log.info("transfer of %r to %s:%s %s", self._name, self.host, self.port,
                      self._outcome)
@@ -398,9 +568,24 @@ class _TftpyNoise(logging.Filter):
 
     _PREFIXES = ("Fatal exception thrown from session", "Timeout waiting for traffic",
                  "ERR packet - errorcode", "Received ERR packet from peer")
+    #: A phone repeating its RRQ while the first one is still being resolved: routine.
+    _ANY_LEVEL = ("received traffic on main socket for existing session",)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR or not record.getMessage().startswith(self._PREFIXES)
+        message = record.getMessage()
+        if message.startswith(self._ANY_LEVEL):
+            return False
+        return record.levelno < logging.ERROR or not message.startswith(self._PREFIXES)
+
+
+class _SessionTable(dict):
+    """tftpy's session dict with a constant-cost repr: ``listen()`` formats the whole table with
+    "%" after every finished session, even with DEBUG off (quadratic under a boot storm)."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} TFTP sessions>"
+
+    __str__ = __repr__
 
 
 _NOISY_LOGGERS = ("tftpy.TftpServer", "tftpy.TftpStates", "tftpy.TftpPacketTypes",
@@ -428,18 +613,14 @@ def check_tftpy_compat() -> None:
     if base is not None and not (isinstance(base, type) and issubclass(base, TftpContextServer)):
         problems.append("tftpy.TftpServer.TftpContextServer is not a TftpContextServer")
     ctx_names = set(TftpContext.__init__.__code__.co_names)
-    for attr in ("sock", "flock", "state", "factory", "metrics", "tidport", "last_update",
-                 "last_pkt", "retry_count", "timeout_expectACK", "retries", "timeout"):
+    for attr in ("sock", "flock", "state", "metrics", "tidport", "last_update", "options",
+                 "retry_count", "retries", "timeout", "fileobj"):
         if attr not in ctx_names:
             problems.append(f"TftpContext no longer sets {attr!r}")
-    rrq_names = set(TftpStateServerRecvRRQ.handle.__code__.co_names)
-    for name in ("serverInitial", "dyn_file_func", "sendOACK", "sendDAT", "fileobj"):
-        if name not in rrq_names:
-            problems.append(f"TftpStateServerRecvRRQ.handle() no longer uses {name!r}")
-    need(TftpState, "sendOACK", "TftpState")
-    need(TftpPacketRRQ(), "options", "TftpPacketRRQ")
-    need(TftpPacketOACK(), "options", "TftpPacketOACK")
-    need(TftpPacketERR(), "errmsg", "TftpPacketERR")
+    server_init = set(getattr(getattr(_server_mod.TftpServer, "__init__", None), "__code__",
+                              types.SimpleNamespace(co_names=())).co_names)
+    if "sessions" not in server_init:
+        problems.append("TftpServer.__init__() no longer sets 'sessions'")
     if problems:
         raise RuntimeError(
             f"tftpy {getattr(tftpy, '__version__', '?')} is incompatible with deskprov's TFTP "
@@ -477,24 +658,32 @@ def _refuse_upload(path, context):  # tftpy upload_open: None => ERROR 2 Access 
 class TftpService:
     """Read-only TFTP server (tftpy 0.8.7, hardened) on its own thread beside asyncio.
 
-    ``resolve(name, client_ip)`` runs on the TFTP thread and must be fast: every transfer waits
-    for it.  It gets the requested name with one leading ``/`` stripped, after hostile names
-    (``..`` segments, backslashes, control characters, > 255 bytes) have been refused.  It
-    returns the bytes to serve, or None for ERROR 1 "File not found".  If it raises, the client
-    gets ERROR 0 "internal error" and the server keeps running.
+    ``resolve(name, client_ip)`` runs on the TFTP thread.  It gets the requested name with one
+    leading ``/`` stripped, after hostile names (``..`` segments, backslashes, control
+    characters, > 255 bytes) have been refused.  It returns the bytes to serve, None for
+    ERROR 1 "File not found", or a ``concurrent.futures.Future`` of either when the answer
+    needs work elsewhere (a render on the event loop): that session then waits, without
+    holding up any other, until the future is done (a datagram from the service's wake socket
+    tells ``listen()``), or ``resolve_timeout`` passes.  If resolve (or the future) raises
+    :class:`TftpUnavailable` the client gets ERROR 0 "service unavailable"; anything else
+    raised gives ERROR 0 "internal error", and the server keeps running.
 
-    Only ``blksize`` (8..65464) and ``tsize`` are negotiated.  ``timeout`` is both the
-    retransmit interval and tftpy's select timeout.  After ``retries`` timeouts a session is
-    dropped.
+    ``blksize`` (8..65464), ``tsize`` and ``windowsize`` (1..64, RFC 7440) are negotiated.
+    ``timeout`` is tftpy's select timeout and the first retransmit interval, which doubles
+    with every retransmission (up to 8x); after ``retries`` timeouts a session is dropped.
     """
 
     def __init__(self, host: str, port: int, resolve: Resolver, *, max_sessions: int = 500,
                  max_sessions_per_client: int = 20, timeout: float = 0.5,
-                 retries: int = 5) -> None:
+                 retries: int = 5, resolve_timeout: float = 10.0) -> None:
         if max_sessions < 1 or max_sessions_per_client < 1:
             raise ValueError("session caps must be >= 1")
-        if timeout <= 0 or retries < 1:
-            raise ValueError("timeout must be > 0 and retries >= 1")
+        if timeout <= 0 or retries < 1 or resolve_timeout <= 0:
+            raise ValueError("timeouts must be > 0 and retries >= 1")
+        self.resolve_timeout = resolve_timeout
+        self._max_rto = timeout * _MAX_BACKOFF
+        self._waker: socket.socket | None = None
+        self._waker_addr: tuple[str, int] | None = None
         self.host = host
         self.port = port
         self.restarts = 0
@@ -516,6 +705,11 @@ class TftpService:
         self._busy_suppressed = 0
 
     @property
+    def session_lifetime(self) -> float:
+        """Seconds a session whose client went silent is kept: ``retries`` timeouts, backing off."""
+        return sum(min(self._timeout * 2 ** k, self._max_rto) for k in range(self._retries))
+
+    @property
     def active_sessions(self) -> int:
         """Number of open TFTP sessions (including ones being refused right now)."""
         return self._live
@@ -528,6 +722,10 @@ class TftpService:
             raise RuntimeError("TftpService already started")
         install_tftpy_shim()
         self._root = tempfile.mkdtemp(prefix="deskprov-tftp-")
+        self._waker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._waker.bind((self._bind_ip or "127.0.0.1", 0))
+        self._waker.setblocking(False)
+        self._waker_addr = self._waker.getsockname()[:2]
         self._stopping.clear()
         self._start_error = None
         self._server = None
@@ -558,6 +756,9 @@ class TftpService:
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = self._waker_addr = None
 
     def _wait_bound(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -580,6 +781,7 @@ class TftpService:
         while True:
             server = tftpy.TftpServer(self._root, dyn_file_func=self._dyn_file,
                                       upload_open=_refuse_upload)
+            server.sessions = _SessionTable()
             with self._lock:
                 if self._stopping.is_set():
                     return
@@ -635,19 +837,43 @@ class TftpService:
     # -- called on the TFTP thread ------------------------------------------------------------
 
     def _dyn_file(self, filename: str, raddress: str | None = None, rport: int | None = None):
+        """tftpy's dyn_file_func.  Our sessions never call it (they resolve themselves); it
+        marks tftpy contexts as this service's (GuardedContext looks at its ``__self__``)."""
+        data = self._checked(self._resolve_now(filename, raddress), filename, raddress)
+        return None if data is None else io.BytesIO(data)
+
+    def _resolve_now(self, name: str, ip: str | None) -> bytes | None | Future:
+        """Call resolve; a Future is returned as it is, anything else is checked."""
         try:
-            data = self._resolve(filename, raddress)
-        except Exception as exc:
-            log.exception("resolve(%r, %r) raised", filename, raddress)
+            data = self._resolve(name, ip)
+        except TftpUnavailable as exc:
+            log.info("cannot serve %r to %s now: %s", name, ip, exc)
             raise _ResolveFailed(repr(exc)) from exc
+        except Exception as exc:
+            log.exception("resolve(%r, %r) raised", name, ip)
+            raise _ResolveFailed(repr(exc)) from exc
+        return data if isinstance(data, Future) else self._checked(data, name, ip)
+
+    @staticmethod
+    def _checked(data, name, ip) -> bytes | None:
         if data is None:
-            log.info("not found: %r requested by %s", filename, raddress)
+            log.info("not found: %r requested by %s", name, ip)
             return None
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            log.error("resolve(%r, %r) returned %s, not bytes", filename, raddress,
-                      type(data).__name__)
+            log.error("resolve(%r, %r) returned %s, not bytes", name, ip, type(data).__name__)
             raise _ResolveFailed("resolve returned a non-bytes value")
-        return io.BytesIO(bytes(data))
+        return bytes(data)
+
+    def _wake_session(self, target: tuple[str, int]) -> None:
+        """Called where a resolve future completes (the event loop): nudge listen()'s select so
+        the waiting session continues now rather than after its timeout."""
+        waker = self._waker
+        if waker is None:
+            return
+        try:
+            waker.sendto(b"\0", target)
+        except OSError as exc:  # the session is gone, or the buffer is full: its timer remains
+            log.debug("wake-up to %s failed: %r", target, exc)
 
     def _session_opened(self, ip: str) -> None:
         self._live += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import resource
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import types
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import pytest
@@ -221,7 +223,8 @@ def test_sanitize_rejects(raw):
     ({"tsize": "0"}, {"tsize": "SIZE"}),          # tftpy alone would add blksize=512
     ({"blksize": "1024"}, {"blksize": "1024"}),
     ({"BLKSIZE": "1468"}, {"blksize": "1468"}),   # option names are case-insensitive
-    ({"timeout": "5", "windowsize": "8"}, None),  # unsupported only -> no OACK at all
+    ({"timeout": "5", "rollover": "0"}, None),     # unsupported only -> no OACK at all
+    ({"windowsize": "4", "timeout": "5"}, {"windowsize": "4"}),  # RFC 7440 (ACK-every-block client)
 ])
 async def test_download(svc, resolver, name, options, expect_oack):
     reply = tftp_get(svc.port, name, options)
@@ -494,3 +497,292 @@ async def test_start_fails_when_port_in_use(resolver):
             await service.start()
     assert service._thread is None and service._root is None
     assert "deskprov-tftp" not in {t.name for t in threading.enumerate()}
+
+
+# --------------------------------------------------------------------------------------------
+# Under load: windowsize (RFC 7440), backoff, deferred resolves
+# --------------------------------------------------------------------------------------------
+
+WINDOWED = os.urandom(64 * 1024)
+
+
+def windowed_get(port: int, name: str, window: int, blksize: int = 512, *, lose_ack_of: int = -1,
+                 drop_block: int = -1, timeout: float = 3.0) -> tuple[bytes, list[int]]:
+    """An RFC 7440 client: ACKs only the last block of each window (or, after a gap, the last
+    block received in order).  ``lose_ack_of``: that ACK is never sent, once.  ``drop_block``:
+    that block is treated as lost, once.  Returns (file, every DATA block number received)."""
+    with udp(timeout=timeout) as s:
+        s.sendto(request(1, name, {"blksize": str(blksize), "windowsize": str(window)}),
+                 ("127.0.0.1", port))
+        pkt, tid = s.recvfrom(70_000)
+        assert parse_options(pkt[2:]) == {"blksize": str(blksize), "windowsize": str(window)}
+        s.sendto(ack(0), tid)
+        data, seen, got, in_window = bytearray(), [], 0, 0  # got: last block in order (absolute)
+        gap_acked = None
+        while True:
+            pkt, addr = s.recvfrom(70_000)
+            assert addr == tid and pkt[:2] == b"\0\3", pkt[:4]
+            block = struct.unpack("!H", pkt[2:4])[0]
+            seen.append(block)
+            if block == drop_block:
+                drop_block = -1
+                continue
+            if block != (got + 1) & 0xFFFF:  # out of order (a gap, a repeat): ACK what we have, once
+                if gap_acked != got:
+                    s.sendto(ack(got), tid)
+                    gap_acked, in_window = got, 0
+                continue
+            got += 1
+            in_window += 1
+            data += pkt[4:]
+            last = len(pkt) - 4 < blksize
+            if in_window == window or last:
+                in_window = 0
+                if got == lose_ack_of:
+                    lose_ack_of = -1
+                else:
+                    s.sendto(ack(got), tid)
+            if last:
+                return bytes(data), seen
+
+
+@pytest.fixture
+def windowed_svc_files(resolver):
+    resolver.files = {**FILES, "windowed.bin": WINDOWED, "rollover.bin": os.urandom(8 * 66_000)}
+    return resolver
+
+
+async def test_windowsize_transfer_sends_each_block_once(windowed_svc_files, svc):
+    data, seen = await asyncio.to_thread(windowed_get, svc.port, "windowed.bin", 8)
+    assert data == WINDOWED
+    blocks = len(WINDOWED) // 512 + 1  # 128 full blocks and an empty last one
+    assert seen == list(range(1, blocks + 1))
+
+
+async def test_windowsize_lost_ack_resends_the_window(windowed_svc_files, svc):
+    # The ACK of block 16 (end of the second window) is lost: the server times out and resends
+    # blocks 9..16, which the client has already; their ACK then moves the transfer on.
+    data, seen = await asyncio.to_thread(windowed_get, svc.port, "windowed.bin", 8, lose_ack_of=16)
+    assert data == WINDOWED
+    assert seen[:24] == list(range(1, 17)) + list(range(9, 17))
+    assert seen[24:] == list(range(17, len(WINDOWED) // 512 + 2))
+
+
+async def test_windowsize_gap_resends_from_the_missing_block(windowed_svc_files, svc):
+    # Block 11 is lost: the client ACKs 10 when 12 arrives; the server starts the next window at
+    # 11 at once (no timeout), and the blocks the client ignored after the gap come again.
+    t0 = time.monotonic()
+    data, seen = await asyncio.to_thread(windowed_get, svc.port, "windowed.bin", 8, drop_block=11)
+    assert data == WINDOWED
+    assert seen[:16] == list(range(1, 17))
+    assert seen[16:24] == list(range(11, 19))
+    assert time.monotonic() - t0 < 2.0
+
+
+async def test_windowsize_block_numbers_roll_over(windowed_svc_files, svc):
+    data, seen = await asyncio.to_thread(windowed_get, svc.port, "rollover.bin", 64, 8)
+    assert data == windowed_svc_files.files["rollover.bin"]
+    assert len(seen) == 66_001 and seen[65_534:65_538] == [65_535, 0, 1, 2]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("0", (8, b"Failed to negotiate options")),
+    ("abc", (8, b"Failed to negotiate options")),
+    ("-1", (8, b"Failed to negotiate options")),
+    ("", (8, b"Failed to negotiate options")),
+    ("8 ", (8, b"Failed to negotiate options")),
+])
+async def test_malformed_windowsize_refused(svc, resolver, value, expected):
+    got = send_raw(svc.port, request(1, "small.cfg", {"windowsize": value}), timeout=2.0)
+    assert got is not None and parse_error(got[0]) == expected
+    assert resolver.calls == []
+    assert_healthy(svc)
+
+
+async def test_huge_windowsize_is_clamped(svc):
+    reply = tftp_get(svc.port, "small.cfg", {"windowsize": "65535"})
+    assert reply.oack == {"windowsize": str(tftp_mod.MAX_WINDOWSIZE)} and reply.data == SMALL
+
+
+async def test_retransmission_backs_off_then_drops(resolver):
+    service = TftpService("127.0.0.1", 0, resolver, timeout=0.1, retries=4)
+    await service.start()
+    try:
+        with udp(timeout=3.0) as s:
+            s.sendto(request(1, "small.cfg"), ("127.0.0.1", service.port))
+            arrivals = []
+            try:
+                while True:  # never ACK: DATA 1 comes again, ever later
+                    pkt, _ = s.recvfrom(600)
+                    assert pkt[:4] == b"\0\3\0\1"
+                    arrivals.append(time.monotonic())
+            except TimeoutError:
+                pass
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+        assert len(arrivals) == 4, gaps  # the first send and 3 retransmissions, then dropped
+        assert gaps[0] >= 0.09 and gaps[1] >= 0.18 and gaps[2] >= 0.36, gaps  # 0.1, 0.2, 0.4
+        assert service.active_sessions == 0
+    finally:
+        await service.stop()
+
+
+async def test_backoff_is_bounded(resolver):
+    service = TftpService("127.0.0.1", 0, resolver, timeout=0.05, retries=7)
+    await service.start()
+    try:
+        with udp(timeout=3.0) as s:
+            s.sendto(request(1, "small.cfg"), ("127.0.0.1", service.port))
+            arrivals = []
+            with pytest.raises(TimeoutError):
+                while True:
+                    s.recvfrom(600)
+                    arrivals.append(time.monotonic())
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+        assert len(arrivals) == 7, gaps
+        # 0.05, 0.1, 0.2, 0.4, then capped at 8 x 0.05 = 0.4: never 0.8 or 1.6
+        assert max(gaps) < 0.4 + 0.25, gaps
+    finally:
+        await service.stop()
+
+
+class SlowResolver(Resolver):
+    """Names starting with "slow" are answered by a future that a test completes later."""
+
+    def __init__(self, files):
+        super().__init__(files)
+        self.futures: dict[str, Future] = {}
+
+    def __call__(self, name, ip):
+        if name.startswith("slow"):
+            self.calls.append((name, ip))
+            self.futures[name] = future = Future()
+            return future
+        return super().__call__(name, ip)
+
+
+@pytest.fixture
+async def slow_svc():
+    resolver = SlowResolver(FILES)
+    service = TftpService("127.0.0.1", 0, resolver, timeout=0.2, retries=3, resolve_timeout=1.5)
+    await service.start()
+    yield service, resolver
+    await service.stop()
+
+
+def render_later(resolver: SlowResolver, name: str, event: threading.Event, result) -> threading.Thread:
+    """Complete the future of ``name`` once ``event`` is set (as the event loop would)."""
+    def run():
+        wait_for(lambda: name in resolver.futures)
+        event.wait(5)
+        if isinstance(result, BaseException):
+            resolver.futures[name].set_exception(result)
+        else:
+            resolver.futures[name].set_result(result)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+async def test_slow_miss_does_not_delay_a_concurrent_hit(slow_svc):
+    service, resolver = slow_svc
+    rendered = threading.Event()
+    render_later(resolver, "slow.cfg", rendered, BIG)
+    slow = asyncio.create_task(asyncio.to_thread(tftp_get, service.port, "slow.cfg", {"blksize": "1428"},
+                                                 timeout=3.0))
+    await asyncio.to_thread(wait_for, lambda: "slow.cfg" in resolver.futures)
+    # While the render waits, other phones are served: the hit finishes with the render pending.
+    for src in ("127.0.0.2", "127.0.0.3"):
+        t0 = time.monotonic()
+        assert (await asyncio.to_thread(tftp_get, service.port, "small.cfg", src=src)).data == SMALL
+        assert time.monotonic() - t0 < 0.5
+    assert not slow.done()
+    wait_for(lambda: service.active_sessions == 1)  # the hits' sessions end on their last ACK
+    rendered.set()
+    t0 = time.monotonic()
+    reply = await slow
+    assert reply.data == BIG and reply.oack == {"blksize": "1428"}
+    assert time.monotonic() - t0 < 0.5  # woken at once, not at the next select timeout
+    assert resolver.calls.count(("slow.cfg", "127.0.0.1")) == 1
+
+
+async def test_repeated_rrq_while_resolving_is_one_session(slow_svc):
+    service, resolver = slow_svc
+    rendered = threading.Event()
+    render_later(resolver, "slow.cfg", rendered, SMALL)
+    with udp(timeout=2.0) as s:
+        for _ in range(3):  # the phone's own retransmissions of the RRQ
+            s.sendto(request(1, "slow.cfg"), ("127.0.0.1", service.port))
+            time.sleep(0.05)
+        assert len(resolver.calls) == 1 and service.active_sessions == 1
+        rendered.set()
+        pkt, tid = s.recvfrom(600)
+        assert pkt == b"\0\3\0\1" + SMALL[:512]
+        s.sendto(struct.pack("!HH", 5, 0) + b"enough\0", tid)
+    wait_for(lambda: service.active_sessions == 0)
+
+
+@pytest.mark.parametrize("outcome, expected", [
+    (None, (1, b"File not found")),
+    (tftp_mod.TftpUnavailable("database unavailable"), (0, b"service unavailable")),
+    (RuntimeError("render bug"), (0, b"internal error")),
+    ("not bytes", (0, b"internal error")),
+])
+async def test_deferred_resolve_outcomes(slow_svc, outcome, expected):
+    service, resolver = slow_svc
+    done = threading.Event()
+    done.set()
+    render_later(resolver, "slow.cfg", done, outcome)
+    t0 = time.monotonic()
+    reply = await asyncio.to_thread(tftp_get, service.port, "slow.cfg")
+    assert reply.error == expected
+    assert time.monotonic() - t0 < 1.0
+    wait_for(lambda: service.active_sessions == 0)
+    assert_healthy(service)
+
+
+async def test_resolve_that_never_finishes_gets_an_error_not_a_hang(slow_svc):
+    service, resolver = slow_svc
+    t0 = time.monotonic()
+    reply = await asyncio.to_thread(tftp_get, service.port, "slow-forever.cfg", timeout=4.0)
+    assert reply.error == (0, b"service unavailable")
+    assert 1.4 <= time.monotonic() - t0 < 3.0  # resolve_timeout=1.5
+    wait_for(resolver.futures["slow-forever.cfg"].cancelled)  # nobody renders for a dead session
+    wait_for(lambda: service.active_sessions == 0)
+    assert_healthy(service)
+
+
+async def test_resolver_raising_unavailable_synchronously():
+    def resolve(name, ip):
+        raise tftp_mod.TftpUnavailable("database unavailable")
+
+    service = TftpService("127.0.0.1", 0, resolve, timeout=0.3)
+    await service.start()
+    try:
+        assert tftp_get(service.port, "x.cfg").error == (0, b"service unavailable")
+    finally:
+        await service.stop()
+
+
+async def test_session_caps_come_from_settings(make_server):
+    server = await make_server(tftp_max_sessions=3, tftp_max_sessions_per_client=2)
+    assert (server.tftp.max_sessions, server.tftp.max_sessions_per_client) == (3, 2)
+    sockets = [udp(timeout=5.0) for _ in range(3)]
+    try:
+        # Three unanswered requests from one address: each one waits on its own render or its
+        # own DATA 1; the third is over the per-client cap.
+        for s in sockets:
+            s.sendto(request(1, "y000000000000.cfg"), ("127.0.0.1", server.tftp_port))
+        replies = [(await asyncio.to_thread(s.recvfrom, 600))[0] for s in sockets]  # the loop renders
+        busy = [r for r in replies if r[:2] == b"\0\5" and parse_error(r) == (0, b"server busy")]
+        assert len(busy) == 1, replies
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_session_cap_settings_validated():
+    from provisioning.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="tftp_max_sessions_per_client"):
+        Settings().replace(tftp_max_sessions_per_client="0")
+    assert Settings().replace(tftp_max_sessions="50").tftp_max_sessions == 50
