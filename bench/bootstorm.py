@@ -42,6 +42,7 @@ from common import ROOT, ServerProcess, UsageSampler, latency_summary, machine  
 
 from provisioning.changes import tracked_sessionmaker  # noqa: E402
 from provisioning.db import make_engine, upgrade  # noqa: E402
+from provisioning.secretbox import load_secret_box  # noqa: E402
 from provisioning.model import Organization  # noqa: E402
 from provisioning.orgfile import import_text  # noqa: E402
 
@@ -64,7 +65,7 @@ def say(*parts) -> None:
 
 async def import_fleet(data_dir: Path, fleet: fleet_mod.Fleet) -> float:
     """Every organisation through the real org-file import (parse, validate, apply, commit)."""
-    engine = make_engine(f"sqlite+aiosqlite:///{data_dir / 'deskprov.sqlite3'}")
+    engine = make_engine(f"sqlite+aiosqlite:///{data_dir / 'deskprov.sqlite3'}", load_secret_box("", data_dir))
     started = time.perf_counter()
     try:
         await upgrade(engine)
@@ -261,7 +262,7 @@ async def rerender_phase(server: ServerProcess, fleet: fleet_mod.Fleet, boots: l
     before_stats = server.stats()
 
     # The change: the customer's NTP server, committed from this (another) process.
-    engine = make_engine(f"sqlite+aiosqlite:///{data_dir / 'deskprov.sqlite3'}")
+    engine = make_engine(f"sqlite+aiosqlite:///{data_dir / 'deskprov.sqlite3'}", load_secret_box("", data_dir))
     try:
         async with tracked_sessionmaker(engine, [])() as session:
             row = (await session.execute(select(Organization).where(Organization.name == big.name))).scalar_one()
@@ -359,7 +360,7 @@ async def scale_phase(args, work: Path) -> dict:
     data_dir = work / "scale"
     data_dir.mkdir()
     big = fleet_mod.build(args.scale_devices, seed=args.seed + 1)
-    loaded = await bulk_load(f"sqlite+aiosqlite:///{data_dir / 'deskprov.sqlite3'}", big)
+    loaded = await bulk_load(f"sqlite+aiosqlite:///{data_dir / 'deskprov.sqlite3'}", big, load_secret_box("", data_dir))
     say(f"  bulk-inserted {loaded['devices']} devices, {loaded['users']} users, {loaded['organizations']} "
         f"organisations in {loaded['seconds']} s")
     server = ServerProcess(data_dir, plain=args.plain_serve).start()
@@ -465,7 +466,11 @@ async def main() -> int:
                         help="wrk connections (all from 127.0.0.1: keep within the guard's 32 per source)")
     parser.add_argument("--wrk-seconds", type=float, default=5.0)
     parser.add_argument("--wrk-rounds", type=int, default=3)
-    parser.add_argument("--nginx-workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="deskprov serve --workers (processes sharing the phone port). The bench's "
+                             "database is SQLite, whose single writer the workers' sighting and "
+                             "audit writes contend for: >1 shows the serving side, not a deployment")
+    parser.add_argument("--nginx-workers", type=int, default=0, help="nginx worker_processes (default: --workers)")
     parser.add_argument("--tftp-phones", type=int, default=1000)
     parser.add_argument("--tftp-rounds", type=int, default=2)
     parser.add_argument("--rerender-concurrency", type=int, default=50)
@@ -477,6 +482,7 @@ async def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--out", default=str(ROOT / "var" / "bench" / "bootstorm.json"))
     args = parser.parse_args()
+    args.nginx_workers = args.nginx_workers or args.workers
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if args.plain_serve:
         skip |= {"rerender"}  # needs the stats port
@@ -487,7 +493,7 @@ async def main() -> int:
     data_dir.mkdir()
     root.mkdir()
     fleet = fleet_mod.build(args.phones, seed=args.seed)
-    report: dict = {"machine": machine(), "phones": args.phones, "vendors": fleet.vendor_counts(),
+    report: dict = {"machine": machine(), "phones": args.phones, "workers": args.workers, "vendors": fleet.vendor_counts(),
                     "organizations": len(fleet.orgs), "tftp_share": args.tftp_share,
                     "concurrency": args.concurrency, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                     "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3]}
@@ -501,7 +507,7 @@ async def main() -> int:
     report["import_seconds"] = round(await import_fleet(data_dir, fleet), 1)
     say(f"imported in {report['import_seconds']} s")
 
-    server = ServerProcess(data_dir, plain=args.plain_serve).start()
+    server = ServerProcess(data_dir, plain=args.plain_serve, workers=args.workers).start()
     failed = False
     try:
         await asyncio.sleep(1.0)

@@ -40,6 +40,55 @@ def latency_summary(values: list[float]) -> dict[str, float]:
             "p99_ms": round(pct(v, 0.99), 2), "max_ms": round(v[-1], 2) if v else 0.0}
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (the workers of ``deskprov serve --workers N``)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+def tree_usage(pid: int) -> dict[str, float]:
+    """RSS and CPU time of a process and its descendants, added up."""
+    total = {"rss_mb": 0.0, "peak_rss_mb": 0.0, "cpu_seconds": 0.0}
+    for member in descendants(pid):
+        try:
+            usage = process_usage(member)
+        except OSError:
+            continue
+        for key in total:
+            total[key] += usage[key]
+    return total
+
+
+def merge_stats(parts: list[dict]) -> dict:
+    """Several workers' /stats as one: counts add up, maxima take the largest, lists join."""
+    if len(parts) == 1:
+        return parts[0]
+    out: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            if key not in out:
+                out[key] = value
+            elif isinstance(value, dict) and isinstance(out[key], dict):
+                out[key] = merge_stats([out[key], value])
+            elif isinstance(value, bool) or not isinstance(value, (int, float, list)):
+                continue
+            elif isinstance(value, list):
+                out[key] = out[key] + value
+            elif "max" in key:
+                out[key] = max(out[key], value)
+            else:
+                out[key] = out[key] + value
+    return out
+
+
 def machine() -> str:
     cpu = "?"
     try:
@@ -69,6 +118,9 @@ class ServerProcess:
     api_port: int = 0
     tftp_port: int = 0
     stats_port: int = 0
+    #: ``deskprov serve --workers N``: N processes share the phone port
+    workers: int = 1
+    stats_ports: list[int] = field(default_factory=list)
     proc: subprocess.Popen | None = None
 
     @property
@@ -81,12 +133,16 @@ class ServerProcess:
         if not self.http_port:  # a restart keeps its ports: files that name the server stay the same bytes
             self.http_port, self.api_port = free_port(), free_port()
             self.tftp_port, self.stats_port = free_port(socket.SOCK_DGRAM), free_port()
+            self.stats_ports = [self.stats_port] + [free_port() for _ in range(self.workers - 1)]
         ports = ["--http-port", str(self.http_port), "--api-port", str(self.api_port),
                  "--tftp-port", str(self.tftp_port)]
+        if self.workers > 1:
+            ports += ["--workers", str(self.workers)]
         if self.plain:
             cmd = [sys.executable, "-m", "provisioning.cli", "--log-level", "WARNING", "serve", *ports]
         else:
-            cmd = [sys.executable, str(BENCH / "serve.py"), *ports, "--stats-port", str(self.stats_port)]
+            cmd = [sys.executable, str(BENCH / "serve.py"), *ports,
+                   "--stats-port", ",".join(map(str, self.stats_ports))]
         log = open(self.data_dir / "server.log", "ab")
         self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -103,8 +159,8 @@ class ServerProcess:
         else:
             self.stop()
             raise RuntimeError("server did not become healthy")
-        if not self.plain:  # the stats listener starts right after the others
-            for _ in range(50):
+        if not self.plain:  # the stats listener starts right after the others (in every worker)
+            for _ in range(300):
                 try:
                     self.stats()
                     break
@@ -118,15 +174,21 @@ class ServerProcess:
         return self.proc.pid
 
     def usage(self) -> dict[str, float]:
-        return process_usage(self.pid)
+        return tree_usage(self.pid)
 
     def stats(self, reset: bool = False, types: int = 0) -> dict:
         if self.plain:
             return {"process": self.usage()}
         query = "&".join(q for q in ("reset=1" if reset else "", f"types={types}" if types else "") if q)
-        url = f"http://127.0.0.1:{self.stats_port}/stats" + (f"?{query}" if query else "")
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return json.loads(r.read())
+        parts = []
+        for port in self.stats_ports or [self.stats_port]:
+            url = f"http://127.0.0.1:{port}/stats" + (f"?{query}" if query else "")
+            with urllib.request.urlopen(url, timeout=10) as r:
+                parts.append(json.loads(r.read()))
+        merged = merge_stats(parts)
+        if len(parts) > 1:  # the supervisor's own share too
+            merged["process"] = self.usage()
+        return merged
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -157,13 +219,13 @@ class UsageSampler:
     async def _run(self) -> None:
         while True:
             try:
-                self.peak_rss_mb = max(self.peak_rss_mb, process_usage(self.pid)["rss_mb"])
+                self.peak_rss_mb = max(self.peak_rss_mb, tree_usage(self.pid)["rss_mb"])
             except OSError:
                 return
             await asyncio.sleep(self.interval)
 
     def __enter__(self) -> "UsageSampler":
-        self.start = process_usage(self.pid)
+        self.start = tree_usage(self.pid)
         self.started_at = time.perf_counter()
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
@@ -171,7 +233,7 @@ class UsageSampler:
     def __exit__(self, *exc) -> None:
         if self._task:
             self._task.cancel()
-        self.end = process_usage(self.pid)
+        self.end = tree_usage(self.pid)
         self.seconds = time.perf_counter() - self.started_at
         self.peak_rss_mb = max(self.peak_rss_mb, self.end["rss_mb"])
 

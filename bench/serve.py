@@ -9,7 +9,9 @@ background poll), RSS and CPU, plus the event loop's lag
 files at once, shows here as blocked serving) and the garbage collector's pauses. ``?reset=1`` starts the SQL and lag counters again.
 
 The stats listener is a separate aiohttp app on its own port: the phone-facing app, its
-handlers and its settings are untouched. ``bootstorm.py --plain-serve`` runs the real CLI.
+handlers and its settings are untouched. ``bootstorm.py --plain-serve`` runs the real CLI. With
+``--workers N`` it runs ``deskprov serve --workers N``'s supervisor, each worker with its own stats
+port (``--stats-port p0,p1,...``); ``common.ServerProcess`` adds their figures up.
 """
 
 from __future__ import annotations
@@ -61,18 +63,11 @@ class LoopLag:
                 "samples": self.samples}
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("--http-port", "--api-port", "--tftp-port", "--stats-port"):
-        parser.add_argument(flag, type=int, required=flag == "--stats-port")
-    parser.add_argument("--host")
-    parser.add_argument("--log-level", default="WARNING")
-    args = parser.parse_args()
-    settings = load_settings({"host": args.host, "http_port": args.http_port, "api_port": args.api_port,
-                              "tftp_port": args.tftp_port})
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    server = Server(settings, admin_app=importlib.import_module("api.app").make_admin_app)
+async def serve(settings, stats_port: int, log_level: str, phone_only: bool = False) -> None:
+    """One server process with its stats listener (the whole server, or a phone-only worker)."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    admin_app = None if phone_only else importlib.import_module("api.app").make_admin_app
+    server = Server(settings, admin_app=admin_app, phone_only=phone_only)
     # The change feed's poll of change_event (every 0.5 s) is background work, not a request's.
     queries = QueryCounter(server.engine, keep=500, ignore="change_event").attach()
     lag = LoopLag()
@@ -99,7 +94,7 @@ async def main() -> int:
         app.router.add_get("/stats", stats)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", args.stats_port).start()
+        await web.TCPSite(runner, "127.0.0.1", stats_port).start()
         asyncio.get_running_loop().create_task(lag.run(), name="loop-lag")
 
     try:
@@ -107,8 +102,40 @@ async def main() -> int:
     finally:
         if runner is not None:
             await runner.cleanup()
+
+
+class _Worker:
+    """A worker of ``--workers N`` (provisioning/workers.py): worker i answers stats on the i-th port."""
+
+    def __init__(self, stats_ports: list[int], log_level: str) -> None:
+        self.stats_ports = stats_ports
+        self.log_level = log_level
+
+    def __call__(self, settings, index: int) -> None:
+        asyncio.run(serve(settings, self.stats_ports[index], self.log_level, phone_only=index > 0))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag in ("--http-port", "--api-port", "--tftp-port"):
+        parser.add_argument(flag, type=int)
+    parser.add_argument("--stats-port", required=True, help="one port, or one per worker (comma-separated)")
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--host")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args()
+    settings = load_settings({"host": args.host, "http_port": args.http_port, "api_port": args.api_port,
+                              "tftp_port": args.tftp_port, "workers": args.workers})
+    stats_ports = [int(p) for p in args.stats_port.split(",")]
+    if settings.workers > 1:
+        from provisioning.workers import Supervisor
+
+        assert len(stats_ports) == settings.workers, "give one stats port per worker"
+        logging.basicConfig(level=args.log_level.upper())
+        return Supervisor(settings, target=_Worker(stats_ports, args.log_level)).run()
+    asyncio.run(serve(settings, stats_ports[0], args.log_level))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())

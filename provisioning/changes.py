@@ -15,7 +15,7 @@ import uuid
 from datetime import timedelta, timezone
 from typing import Callable
 
-from sqlalchemy import delete, event, insert, inspect, select
+from sqlalchemy import delete, event, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,9 @@ from provisioning.model import (
 from provisioning.model.base import utcnow
 
 log = logging.getLogger("deskprov.changes")
+
+#: PostgreSQL channel every change-log commit is announced on (the payload is the writer's node).
+CHANNEL = "deskprov_changes"
 
 #: Default node identity for sessions made without one (the CLI): its events are everyone's news.
 NODE_ID = uuid.uuid4().hex
@@ -105,9 +108,16 @@ def _collect(session: Session, _flush_context) -> None:
     if not deps:
         return
     session.info.setdefault("changed", set()).update(deps)
-    session.connection().execute(
-        insert(ChangeEvent).values(node=session.info.get("node", NODE_ID), deps=json.dumps(sorted(deps, key=repr)), created_at=utcnow())
+    connection = session.connection()
+    node = session.info.get("node", NODE_ID)
+    connection.execute(
+        insert(ChangeEvent).values(node=node, deps=json.dumps(sorted(deps, key=repr)), created_at=utcnow())
     )
+    if connection.dialect.name == "postgresql":
+        # Delivered by PostgreSQL when (and only if) the transaction commits; identical ones in
+        # one transaction arrive once. Other nodes' ChangeFeeds wake on it instead of waiting
+        # for their next poll.
+        connection.execute(text("SELECT pg_notify(:channel, :node)"), {"channel": CHANNEL, "node": node})
 
 
 @event.listens_for(TrackedSession, "after_commit")
@@ -138,12 +148,14 @@ class ChangeFeed:
     """Applies other processes' committed changes to this process's listeners.
 
     Polls the log (cheap: an indexed range read) and re-reads a short overlap window, because
-    concurrent PostgreSQL transactions may commit out of id order.
+    concurrent PostgreSQL transactions may commit out of id order. On PostgreSQL a
+    ``NotifyListener`` wakes it as soon as another node commits; polling stays as the fallback
+    (and is all there is on SQLite).
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], listeners: list[Listener],
                  node: str = NODE_ID, interval: float = 0.5, overlap: timedelta = timedelta(seconds=10),
-                 retention: timedelta = timedelta(hours=1)) -> None:
+                 retention: timedelta = timedelta(hours=1), listen_dsn: str | None = None) -> None:
         self._sessions = sessions
         self._listeners = listeners
         self.node = node
@@ -154,12 +166,17 @@ class ChangeFeed:
         self._seen: dict[int, object] = {}
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        self.notifications = NotifyListener(listen_dsn, self.node, self.wake) if listen_dsn else None
 
     async def start(self) -> None:
         self._since = utcnow() - self._overlap
         self._task = asyncio.create_task(self._run(), name="change-feed")
+        if self.notifications is not None:
+            await self.notifications.start()
 
     async def stop(self) -> None:
+        if self.notifications is not None:
+            await self.notifications.stop()
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -212,6 +229,95 @@ class ChangeFeed:
             except TimeoutError:
                 pass
             self._wake.clear()
+
+
+class NotifyListener:
+    """A dedicated asyncpg connection LISTENing on ``CHANNEL``: another node's commit wakes this
+    node's ChangeFeed at once. Reconnects (1 s, doubling to 30 s) when PostgreSQL restarts or
+    drops the connection, and wakes the feed after reconnecting: whatever was committed while
+    it was away is read by that poll (the feed's overlap window covers the gap)."""
+
+    def __init__(self, dsn: str, node: str, wake: Callable[[], None], *, max_backoff: float = 30.0) -> None:
+        self._dsn = dsn
+        self._node = node
+        self._wake = wake
+        self._max_backoff = max_backoff
+        self._task: asyncio.Task | None = None
+        self._connection = None
+        #: set while LISTEN is in effect (tests wait on it)
+        self.listening = asyncio.Event()
+        self.connects = 0
+
+    @property
+    def server_pid(self) -> int | None:
+        """The PostgreSQL backend serving the LISTEN (None while disconnected)."""
+        connection = self._connection
+        return connection.get_server_pid() if connection is not None and not connection.is_closed() else None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="change-notify")
+        try:  # the first connection normally takes milliseconds; serving does not wait for it
+            await asyncio.wait_for(asyncio.shield(self.listening.wait()), 5)
+        except TimeoutError:
+            log.warning("LISTEN %s not established yet; the change feed polls meanwhile", CHANNEL)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def _notified(self, _connection, _pid, _channel, payload: str) -> None:
+        if payload != self._node:
+            self._wake()
+
+    async def _run(self) -> None:
+        import asyncpg
+
+        backoff = 1.0
+        while True:
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(self._dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("cannot LISTEN for changes (retrying in %.0f s): %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            try:
+                connection.add_termination_listener(lambda _c: lost.set())
+                await connection.add_listener(CHANNEL, self._notified)
+                self._connection = connection
+                self.connects += 1
+                self.listening.set()
+                backoff = 1.0
+                self._wake()  # catch up on anything committed while not listening
+                while not lost.is_set():
+                    # asyncpg notices a dropped connection only when it next uses it
+                    try:
+                        await asyncio.wait_for(lost.wait(), 5)
+                    except TimeoutError:
+                        await connection.execute("SELECT 1", timeout=5)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the server went away mid-check; connect again
+                log.warning("LISTEN connection lost: %s", str(exc) or type(exc).__name__)
+            finally:
+                self.listening.clear()
+                self._connection = None
+                if not connection.is_closed():
+                    connection.terminate()
+            await asyncio.sleep(min(backoff, 1.0))
+
+
+def listen_dsn(url) -> str | None:
+    """The plain PostgreSQL DSN (for asyncpg) behind a SQLAlchemy URL; None for other databases."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _aware(value):

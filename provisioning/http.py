@@ -32,8 +32,12 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     outcome = await provisioner.fetch(
         request.path, user_agent=request.headers.get("User-Agent"),
         client_ip=_client(request), transport="https" if request.secure else "http",
-        certificate_mac=_certificate_mac(request),
+        certificate_mac=_certificate_mac(request), authorization=request.headers.get("Authorization"),
+        method=request.method,
     )
+    if outcome.challenge:  # the device must prove who it is (HTTP digest, provisioning/device_auth.py)
+        return web.Response(status=401, text="Unauthorized\n",
+                            headers={"WWW-Authenticate": outcome.challenge, "Cache-Control": "no-store"})
     if outcome.status:
         return web.Response(status=outcome.status, text=f"{outcome.reason}\n",
                             headers={"Retry-After": str(outcome.retry_after)})

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from provisioning.audit import CLI, record
+from provisioning.device_auth import open_first_contact, parse_network_list
 from provisioning.features import FLAGS, flags_from_groups, groups_from_flags
 from provisioning.model.base import utcnow
 from provisioning.mac import MacError, normalize_mac
@@ -94,11 +95,29 @@ class OrganizationSpec(_Spec):
     vlan: int | None = Field(None, ge=1, le=4094)
     #: The devices' own admin password; generated (and kept) when not given.
     device_admin_password: str | None = Field(None, min_length=8, max_length=64, pattern=r"^[!-~]+$")
+    #: Encrypt the phones' config files where the vendor can (Yealink, Cisco, Grandstream).
+    encrypt_configs: bool = False
+    #: Device authentication (provisioning/device_auth.py): the only networks its devices may
+    #: fetch from (none: anywhere), the networks TFTP may serve secrets to (none: TFTP serves
+    #: secret-free bootstrap files only), and the first-contact window after binding (minutes,
+    #: 0: none; absent: 60).
+    allowed_networks: list[str] = Field(default_factory=list, max_length=100)
+    tftp_secret_networks: list[str] = Field(default_factory=list, max_length=100)
+    first_contact_minutes: int | None = Field(None, ge=0, le=10080)
     #: The main number's own calendar (when a group or menu answers it, theirs applies too).
     schedule: list["EntrySpec"] | None = None
     holidays: "HolidaysSpec | None" = None
 
     _number = field_validator("main_number")(lambda v: _e164(v) if v else v)
+
+    @field_validator("allowed_networks", "tftp_secret_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> list[str]:
+        if isinstance(value, str):  # "10.0.0.0/8, 192.168.1.0/24" as well as a list
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("a list of networks in CIDR notation, like [192.168.1.0/24]")
+        return [str(n) for n in parse_network_list(",".join(value))]
 
     @field_validator("timezone")
     @classmethod
@@ -411,6 +430,8 @@ class PhoneSpec(_Spec):
     sip: CredentialsSpec | None = None
     lines: list[LineSpec] = []
     keys: list[KeySpec] = []
+    #: This phone's config encryption; left out: the organisation's.
+    encrypt_configs: bool | None = None
 
     @field_validator("mac")
     @classmethod
@@ -773,7 +794,10 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "", 
     _assign(org, None, "organization", sip_domain=o.sip_domain, timezone=o.timezone, language=o.language,
             outbound_proxy=o.outbound_proxy, sip_port=o.sip_port, sip_transport=o.sip_transport,
             voicemail_number=o.voicemail_number, pickup_code=o.pickup_code,
-            group_toggle_code=o.group_toggle_code, ntp_server=o.ntp_server, vlan=o.vlan)
+            group_toggle_code=o.group_toggle_code, ntp_server=o.ntp_server, vlan=o.vlan,
+            allowed_networks=",".join(o.allowed_networks), tftp_secret_networks=",".join(o.tftp_secret_networks),
+            first_contact_minutes=o.first_contact_minutes)
+    _assign(org, None, "organization", encrypt_configs=o.encrypt_configs)
     if o.device_admin_password:
         _assign(org, None, "organization", device_admin_password=o.device_admin_password)
     elif not org.device_admin_password:
@@ -861,12 +885,14 @@ async def apply(session: AsyncSession, parsed: ParsedOrgFile, source: str = "", 
             report.created["phones"] += 1
         else:
             _assign(device, report.updated, "phones", organization_id=org.id)
+        _assign(device, report.updated, "phones", encrypt_configs=p.encrypt_configs)
         if p.mac in parsed.models:
             plugin, model, name = parsed.models[p.mac]
             _assign(device, report.updated, "phones", vendor=plugin.name, model=model.name if model else name)
         wanted_lines = ({1: (users_by_number[p.user], p.sip)} if p.user else {}) | \
             {line.index: (users_by_number[line.user], line.sip) for line in p.lines}
-        _sync_lines(device, wanted_lines, report)
+        if _sync_lines(device, wanted_lines, report):
+            open_first_contact(device, org.first_contact_minutes, now or utcnow())
         _sync_keys(device, p.keys, report)
         await session.flush()
 
@@ -1301,8 +1327,10 @@ async def _export_routing(session: AsyncSession, org: Organization, doc: dict) -
 
 
 def _sync_lines(device: Device, wanted: dict[int, tuple[User, CredentialsSpec | None]],
-                report: ImportReport) -> None:
-    """One account per line index; a line without a user is removed (and no secret served)."""
+                report: ImportReport) -> bool:
+    """One account per line index; a line without a user is removed (and no secret served).
+    True when a line got a new user: the device is (re)bound and gets a first-contact window."""
+    bound = False
     bucket = report.updated if device.id is not None else None
     for line in list(device.lines):
         if line.index not in wanted:
@@ -1315,13 +1343,16 @@ def _sync_lines(device: Device, wanted: dict[int, tuple[User, CredentialsSpec | 
             username, password = (sip.username, sip.password) if sip else new_credentials()
             device.lines.append(Line(index=index, user_id=user.id, auth_username=username, password=password))
             _count(bucket, "phones")
+            bound = True
             continue
         if line.user_id != user.id and sip is None:
             # A new owner never inherits the previous owner's SIP secret.
             line.auth_username, line.password = new_credentials()
+        bound |= line.user_id != user.id
         _assign(line, bucket, "phones", user_id=user.id)
         if sip is not None:
             _assign(line, bucket, "phones", auth_username=sip.username, password=sip.password)
+    return bound
 
 
 async def _sync_phonebooks(session: AsyncSession, org: Organization, books: list[PhonebookSpec],
@@ -1430,6 +1461,10 @@ async def export(session: AsyncSession, organization: str, with_secrets: bool = 
         "sip_transport": org.sip_transport, "voicemail_number": org.voicemail_number,
         "pickup_code": org.pickup_code, "group_toggle_code": org.group_toggle_code,
         "ntp_server": org.ntp_server, "vlan": org.vlan,
+        "encrypt_configs": True if org.encrypt_configs else None,
+        "allowed_networks": org.allowed_networks.split(",") if org.allowed_networks else None,
+        "tftp_secret_networks": org.tftp_secret_networks.split(",") if org.tftp_secret_networks else None,
+        "first_contact_minutes": org.first_contact_minutes,
         "device_admin_password": org.device_admin_password if with_secrets else None,
     })}
     doc["users"] = [_export_user(u, with_secrets) for u in users if primary_number(u)]
@@ -1462,6 +1497,7 @@ async def export(session: AsyncSession, organization: str, with_secrets: bool = 
         phone = _drop_none({
             "mac": ":".join(d.mac[i:i + 2] for i in range(0, 12, 2)).upper(),
             "model": f"{vendor.display_name} {d.model}" if vendor and d.model else None,
+            "encrypt_configs": d.encrypt_configs,
         })
         for line in d.lines:
             entry = {"index": line.index, "user": primary_number(line.user)}

@@ -109,6 +109,8 @@ async def build_device_context(session: AsyncSession, device: Device, model: Pho
         contacts=contacts,
         vlan=org.vlan,
         admin_password=org.device_admin_password,
+        provisioning_username=device.http_username or "",
+        provisioning_password=device.http_password or "",
     )
     return DeviceSnapshot(context, frozenset(deps))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -94,6 +95,11 @@ class SecretBox:
             return aes.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], PREFIX.encode()).decode("utf-8")
         except InvalidTag as exc:
             raise SecretKeyError(f"a secret sealed with key {kid} does not open: damaged value") from exc
+
+    def derive_key(self, purpose: bytes) -> bytes:
+        """A key for another purpose (e.g. signing digest nonces) that every node holding the
+        same sealing key derives alike; it reveals nothing about the sealing key."""
+        return hmac.new(self._sealing, purpose, hashlib.sha256).digest()
 
     def is_current(self, stored: str) -> bool:
         return stored.startswith(f"{PREFIX}:{self.key_id}:")

@@ -7,6 +7,7 @@ ports. The admin application is passed in as a factory so that the core never im
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import uuid
 from pathlib import Path
@@ -16,14 +17,16 @@ from aiohttp import web
 
 from provisioning.cache import ConfigCache
 from provisioning.certs import server_context
-from provisioning.changes import ChangeFeed, Listener, tracked_sessionmaker
+from provisioning.changes import ChangeFeed, Listener, listen_dsn, tracked_sessionmaker
 from provisioning.clock import Clock, SystemClock
-from provisioning.db import make_engine, upgrade
+from provisioning.db import engine_for, upgrade
 from provisioning.discovery.fingerprints import vendor_for_mac
 from provisioning.discovery.inbox import Inbox
 from provisioning.discovery.mdns import MdnsDiscovery
 from provisioning.discovery.pnp import PnpResponder
 from provisioning.discovery.sighting import Sighting as Seen
+from provisioning.fetch_audit import FetchAudit
+from provisioning.key_rotation import check_key
 from provisioning.lifecycle import remove_due_users
 from provisioning.outbox import FileOutbox, Outbox
 from provisioning.pictures import PictureStore
@@ -33,18 +36,24 @@ from provisioning.serving import Fetched, Provisioner
 from provisioning.settings import Settings
 from provisioning.sync import SyncScheduler
 from provisioning.templating import PhoneTemplates
-from provisioning.tftp import TftpService
+from provisioning.tftp import TftpService, TftpUnavailable
 from provisioning.vendors import BY_NAME
 
 log = logging.getLogger("deskprov.server")
 
 AdminAppFactory = Callable[["Server"], web.Application]
+#: Devices whose last sighting is kept for reuse (a fleet; emptied when full, so a scan of
+#: made-up MACs cannot grow it).
+MAX_REMEMBERED_SIGHTINGS = 200_000
 
 
 class Server:
     def __init__(self, settings: Settings, admin_app: AdminAppFactory | None = None, *,
-                 clock: Clock | None = None, outbox: Outbox | None = None) -> None:
+                 clock: Clock | None = None, outbox: Outbox | None = None, phone_only: bool = False) -> None:
         self.settings = settings
+        #: a secondary worker of ``deskprov serve --workers N`` (provisioning/workers.py): phone
+        #: HTTP(S) only; TFTP, PnP, mDNS, the admin side and the deactivation job run in worker 0
+        self.phone_only = phone_only
         self._admin_app = admin_app
         #: Every time-driven decision (deactivation, diversions, sessions) reads this clock.
         self.clock: Clock = clock or SystemClock()
@@ -52,12 +61,12 @@ class Server:
         self.outbox: Outbox = outbox or FileOutbox(settings.data_dir / "outbox")
         self.pictures = PictureStore(settings.data_dir / "pictures")
         self._deactivations: asyncio.Task | None = None
-        self.cache = ConfigCache()
+        self.cache = ConfigCache(max_bytes=settings.cache_max_bytes)
         #: Resync push: devices whose cached files a change dropped get their vendor's NOTIFY.
         self.sync = SyncScheduler(local_host=settings.sip_source_address,
                                   debounce=float(settings.resync_debounce_seconds))
         self.listeners: list[Listener] = [self._invalidate]
-        self.engine = make_engine(settings.database_url)
+        self.engine = engine_for(settings)
         #: this node in the change log: several servers may share one database (and one process)
         self.node = uuid.uuid4().hex
         self.sessions = tracked_sessionmaker(self.engine, self.listeners, self.node)
@@ -65,9 +74,16 @@ class Server:
         self.provisioner = Provisioner(settings, self.sessions, self.cache, self.templates)
         self.inbox = Inbox(self.sessions)
         self.provisioner.observers.append(self._fetched)
+        #: MAC -> (where and how it last fetched, its sighting), see _fetched
+        self._sightings: dict[str, tuple[tuple, Seen]] = {}
+        #: every config request, refusals included, written in batches (provisioning/fetch_audit.py)
+        self.fetch_audit = FetchAudit(self.sessions, now=self.clock.now, prune=not phone_only,
+                                      retention_days=settings.fetch_audit_retention_days)
+        self.provisioner.fetch_observers.append(self.fetch_audit.record)
         self.pnp: PnpResponder | None = None
         self.mdns: MdnsDiscovery | None = None
-        self.feed = ChangeFeed(self.sessions, self.listeners, self.node)
+        self.feed = ChangeFeed(self.sessions, self.listeners, self.node,
+                               listen_dsn=listen_dsn(settings.database_url))
         self._runners: list[web.AppRunner] = []
         self.tftp: TftpService | None = None
         self.http_port = 0
@@ -82,9 +98,11 @@ class Server:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
         await upgrade(self.engine)
+        await check_key(self.engine)  # the wrong secret_key stops here, with a message saying so
         await self.feed.start()
-        await self.run_deactivations()
-        self._deactivations = asyncio.create_task(self._deactivation_loop(), name="deactivations")
+        if not self.phone_only:
+            await self.run_deactivations()
+            self._deactivations = asyncio.create_task(self._deactivation_loop(), name="deactivations")
         self.http_port = await self._listen(make_phone_app(self.provisioner), s.http_port, phone=True)
         log.info("phone HTTP listening on http://%s:%d/", s.host, self.http_port)
         if not s.public_url and s.http_port == 0:
@@ -99,15 +117,20 @@ class Server:
             log.info("phone HTTPS listening on https://%s:%d/%s", s.host, self.https_port,
                      " (client certificates " + ("required" if s.tls_require_client_cert else "accepted") + ")"
                      if s.tls_client_ca else "")
+        await self.inbox.start()
+        await self.fetch_audit.start()
+        await self.sync.start()
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
+        if self.phone_only:
+            return
         if self._admin_app is not None:
             self.api_port = await self._listen(self._admin_app(self), s.api_port)
             log.info("admin API listening on http://%s:%d/api/v1/", s.host, self.api_port)
-        self.tftp = TftpService(s.host, s.tftp_port, self._tftp_resolve)
+        self.tftp = TftpService(s.host, s.tftp_port, self._tftp_resolve, max_sessions=s.tftp_max_sessions,
+                                max_sessions_per_client=s.tftp_max_sessions_per_client)
         await self.tftp.start()
         self.tftp_port = self.tftp.port
         log.info("phone TFTP listening on %s:%d", s.host, self.tftp_port)
-        await self.inbox.start()
-        await self.sync.start()
         if s.pnp_enabled:
             pnp = PnpResponder(url_for=self._pnp_url, on_sighting=self._pnp_seen, group=s.pnp_group,
                                port=s.pnp_port, interface=s.pnp_interface)
@@ -125,7 +148,6 @@ class Server:
             await self.mdns.advertise(s.provisioning_url)
             await self.mdns.browse()
             log.info("mDNS advertising %s and browsing on %s", s.provisioning_url, s.pnp_interface)
-        self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
 
     # -- discovery and resync ----------------------------------------------------------------
     def _invalidate(self, deps) -> None:
@@ -133,12 +155,23 @@ class Server:
         self.sync.cache_keys_dropped(self.cache.invalidate_keys(deps))
 
     def _fetched(self, event: Fetched) -> None:
-        ua = self.provisioner.identify_user_agent(event.user_agent)
-        try:
-            seen = Seen(mac=event.mac, ip=event.ip, how=event.transport, vendor=event.vendor,
-                        model=ua.model if ua else None, firmware=ua.firmware if ua else None)
-        except ValueError:
-            return
+        # Every served request lands here: a phone that asks again from the same place with the
+        # same User-Agent reuses its sighting (building and validating one was a third of a
+        # cached hit's cost).
+        memo = (event.ip, event.transport, event.vendor, event.user_agent)
+        remembered = self._sightings.get(event.mac)
+        if remembered is not None and remembered[0] == memo:
+            seen = remembered[1]
+        else:
+            ua = self.provisioner.identify_user_agent(event.user_agent)
+            try:
+                seen = Seen(mac=event.mac, ip=event.ip, how=event.transport, vendor=event.vendor,
+                            model=ua.model if ua else None, firmware=ua.firmware if ua else None)
+            except ValueError:
+                return
+            if len(self._sightings) >= MAX_REMEMBERED_SIGHTINGS:
+                self._sightings.clear()
+            self._sightings[event.mac] = (memo, seen)
         self.inbox.saw(seen, event.user_agent)
         if event.served:
             self.sync.fetched(event.mac, event.path, event.ip, vendor=event.vendor, transport=event.transport)
@@ -174,15 +207,17 @@ class Server:
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                                max_line_size=MAX_LINE, max_field_size=MAX_FIELD, **limits)
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.host, port, ssl_context=ssl_context)
+        # Several workers share the phone ports (provisioning/workers.py); never the admin port.
+        site = web.TCPSite(runner, self.settings.host, port, ssl_context=ssl_context,
+                           reuse_port=phone and self.settings.workers > 1)
         await site.start()
         self._runners.append(runner)
         return runner.addresses[0][1]
 
-    def _tftp_resolve(self, filename: str, client_ip: str) -> bytes | None:
-        """Called on the TFTP thread: the same lookup as HTTP, run on the event loop."""
-        future = asyncio.run_coroutine_threadsafe(self._tftp_fetch(filename, client_ip), self._loop)
-        return future.result(timeout=10)
+    def _tftp_resolve(self, filename: str, client_ip: str):
+        """Called on the TFTP thread: starts the same lookup as HTTP on the event loop and hands
+        back its future at once, so a render from the database holds up no other transfer."""
+        return asyncio.run_coroutine_threadsafe(self._tftp_fetch(filename, client_ip), self._loop)
 
     async def _tftp_fetch(self, filename: str, client_ip: str) -> bytes | None:
         outcome = await self.provisioner.fetch(filename, user_agent=None, client_ip=client_ip, transport="tftp")
@@ -190,6 +225,8 @@ class Server:
             return outcome.file.body
         if outcome.static_path is not None:
             return await asyncio.to_thread(outcome.static_path.read_bytes)
+        if outcome.status == 503:  # database down or the source over its share: "try again"
+            raise TftpUnavailable(outcome.reason)
         return None
 
     async def run_deactivations(self) -> list[int]:
@@ -227,6 +264,7 @@ class Server:
             await runner.cleanup()
         self._runners.clear()
         await self.inbox.stop()  # after the listeners: their last sightings are written too
+        await self.fetch_audit.stop()
         await self.feed.stop()
         await self.engine.dispose()
 
@@ -249,6 +287,11 @@ async def run_until_signalled(server: Server, ready: Callable[[], Awaitable[None
     await server.start()
     if ready is not None:
         await ready()
+    # Everything loaded so far (modules, the ORM's metadata, templates, vendor catalogues) lives
+    # as long as the process: out of the collector's sight, a full collection walks only what
+    # serving creates (it cut the longest GC pause under a storm noticeably).
+    gc.collect()
+    gc.freeze()
     try:
         await stop.wait()
         log.info("stopping")

@@ -7,19 +7,27 @@ the same answer as a missing file (404 / TFTP "file not found") and is logged wi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from provisioning import config_crypto
 from provisioning.cache import ConfigCache, RenderedFile, Refusal
+from provisioning.clock import Clock, SystemClock
+from provisioning.device_auth import (
+    Check, DeviceAccess, DigestAuthority, new_credentials, parse_authorization, parse_network_list,
+)
 from provisioning.guard import GuardSettings, SourceGuard, parse_networks
+from provisioning.model import Device
 from provisioning.render import build_device_context, common_context, load_device
 from provisioning.settings import Settings
 from provisioning.templating import PhoneTemplates
@@ -28,6 +36,9 @@ from provisioning.vendors import BY_NAME, PLUGINS
 from provisioning.vendors.base import FileKind, FileRequest, UserAgentInfo, VendorPlugin
 
 log = logging.getLogger("deskprov.serve")
+#: User-Agents and file names whose identification is remembered (each kept small, least
+#: recently used dropped first: random ones from a scanner cannot grow memory).
+IDENTIFY_CACHE = 20_000
 
 MAX_PATH = 255
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._+@-]+$")
@@ -35,6 +46,13 @@ _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._+@-]+$")
 #: clean_path refuses the NUL byte).
 SNAPSHOT = "\0snapshot"
 VENDOR = "\0vendor"
+#: How long a device's first boot may go on fetching without credentials once it has begun
+#: (its first unauthenticated fetch within the first-contact window): a boot's handful of files.
+FIRST_BOOT = timedelta(seconds=120)
+#: Cache key "file name" of a device's authentication facts (DeviceAccess), and the suffix of
+#: its secret-free bootstrap files' keys: never the same entry as a secret-bearing file.
+ACCESS = "\0access"
+BOOTSTRAP = "\0bootstrap"
 #: How long a per-model common file request from an address tells us the model of the
 #: device behind that address (TFTP has no User-Agent; the model comes from the file name).
 HINT_SECONDS = 120.0
@@ -80,10 +98,19 @@ class Outcome:
     #: 429 (banned) or 503 (over its concurrency share) instead of a plain "not found"
     status: int = 0
     retry_after: int = 0
+    #: how the requester proved it is the device: digest | certificate | first-contact | network | none
+    auth: str = "none"
+    #: a 401 challenge (``WWW-Authenticate`` value): the device must prove who it is
+    challenge: str = ""
 
     @property
     def found(self) -> bool:
         return self.file is not None or self.static_path is not None
+
+    @property
+    def http_status(self) -> int:
+        """The answer as an HTTP status (TFTP's answers are recorded the same way)."""
+        return 200 if self.found else (self.status or (401 if self.challenge else 404))
 
 
 @dataclass(frozen=True)
@@ -97,6 +124,20 @@ class Fetched:
     transport: str
     user_agent: str | None
     served: bool
+
+
+@dataclass(frozen=True)
+class FetchRecord:
+    """One request for a file and its answer, whoever asked: for the fetch audit trail."""
+
+    path: str
+    transport: str
+    source: str
+    user_agent: str | None
+    mac: str | None
+    status: int
+    reason: str
+    auth: str
 
 
 class Provisioner:
@@ -114,6 +155,10 @@ class Provisioner:
         self.addresses: dict[str, str] = {}
         #: called with every Fetched (cheap and synchronous: they only note it)
         self.observers: list[Callable[[Fetched], None]] = []
+        #: called with a FetchRecord for every request, refusals included (cheap and synchronous)
+        self.fetch_observers: list[Callable[[FetchRecord], None]] = []
+        self.clock: Clock = SystemClock()
+        self.digest = DigestAuthority(_nonce_key_of(sessions))
         self.guard = SourceGuard(GuardSettings(
             refusal_burst=settings.guard_refusal_burst, refusal_window=settings.guard_refusal_window,
             ban_seconds=settings.guard_ban_seconds,
@@ -129,7 +174,10 @@ class Provisioner:
 
     # -- identification ------------------------------------------------------------------------
     @staticmethod
+    @functools.lru_cache(maxsize=IDENTIFY_CACHE)
     def identify_user_agent(user_agent: str | None) -> UserAgentInfo | None:
+        """Memoised: matching every vendor's patterns and model catalogue was most of a cached
+        hit's cost, and a fleet's phones repeat the same few thousand User-Agents."""
         if not user_agent:
             return None
         for plugin in PLUGINS:
@@ -139,8 +187,9 @@ class Provisioner:
         return None
 
     @staticmethod
-    def _candidates(filename: str) -> list[FileRequest]:
-        return [r for p in PLUGINS if (r := p.match_path(filename)) is not None]
+    @functools.lru_cache(maxsize=IDENTIFY_CACHE)
+    def _candidates(filename: str) -> tuple[FileRequest, ...]:
+        return tuple(r for p in PLUGINS if (r := p.match_path(filename)) is not None)
 
     def _choose(self, candidates: list[FileRequest], ua: UserAgentInfo | None) -> FileRequest | None:
         if ua is not None:
@@ -166,14 +215,17 @@ class Provisioner:
 
     # -- serving -------------------------------------------------------------------------------
     async def fetch(self, raw_path: str, *, user_agent: str | None, client_ip: str, transport: str,
-                    certificate_mac: str | None = None) -> Outcome:
-        """Answer one request. ``certificate_mac`` is the MAC a verified TLS client certificate names."""
+                    certificate_mac: str | None = None, authorization: str | None = None,
+                    method: str = "GET") -> Outcome:
+        """Answer one request. ``certificate_mac`` is the MAC a verified TLS client certificate names;
+        ``authorization`` the request's Authorization header (HTTP digest)."""
         verdict = self.guard.admit(client_ip)
         if not verdict.allowed:
             return Outcome(reason=verdict.reason, status=verdict.status, retry_after=verdict.retry_after)
         try:
             async with asyncio.timeout(DATABASE_TIMEOUT):
-                outcome = await self._fetch(raw_path, user_agent, client_ip, certificate_mac)
+                outcome = await self._fetch(raw_path, user_agent, client_ip, certificate_mac,
+                                            _Asking(transport, authorization, method))
         except _DATABASE_DOWN as exc:
             outcome = self._unavailable(exc)
         finally:
@@ -189,10 +241,15 @@ class Provisioner:
             event = Fetched(outcome.mac, raw_path, client_ip, outcome.vendor, transport, user_agent, outcome.found)
             for observer in self.observers:
                 observer(event)
+        if self.fetch_observers:
+            record = FetchRecord(raw_path[:255], transport, client_ip, user_agent, outcome.mac, outcome.http_status,
+                                 outcome.reason[:200], outcome.auth)
+            for fetch_observer in self.fetch_observers:
+                fetch_observer(record)
         return outcome
 
     async def _fetch(self, raw_path: str, user_agent: str | None, client_ip: str,
-                     certificate_mac: str | None = None) -> Outcome:
+                     certificate_mac: str | None = None, asking: "_Asking | None" = None) -> Outcome:
         try:
             path = clean_path(raw_path)
         except BadPath as exc:
@@ -227,10 +284,132 @@ class Provisioner:
                 return Outcome(reason="nothing uploaded under that name", vendor=request.vendor, mac=request.mac)
             return Outcome(file=RenderedFile.of(data, "application/octet-stream"), vendor=request.vendor,
                            mac=request.mac)
-        outcome = await self._device_file(request, ua, client_ip)
-        if outcome.file is not None:
+        outcome = await self._authorised_file(request, ua, client_ip, certificate_mac,
+                                              asking or _Asking("http", None, "GET"), raw_path)
+        if outcome.file is not None and outcome.auth != "none":
             self.addresses[request.mac] = client_ip
         return outcome
+
+    # -- device authentication -----------------------------------------------------------------
+    async def _authorised_file(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str,
+                               certificate_mac: str | None, asking: "_Asking", raw_path: str) -> Outcome:
+        """A device's own file, to the device only: secrets need proof (certificate, digest,
+        first contact, a TFTP secret network); anyone else gets a challenge, a bootstrap file or
+        nothing."""
+        access = await self._access(request.mac)
+        if isinstance(access, Refusal):  # unknown or unbound
+            return self._outcome(access, request)
+        if access.vendor and access.vendor != request.vendor:  # the file's own refusal says why
+            return await self._device_file(request, ua, client_ip)
+        refuse = dict(vendor=request.vendor, mac=request.mac)
+        if not access.source_allowed(client_ip):
+            return Outcome(reason=f"{client_ip} is outside the organisation's allowed networks", suspicious=True,
+                           **refuse)
+        now = self.clock.now()
+        if certificate_mac == request.mac:
+            auth = "certificate"
+        elif asking.transport == "tftp":
+            if not access.tftp_secrets_allowed(client_ip):
+                return replace(await self._bootstrap_file(request, ua, client_ip), auth="none")
+            auth = "network"
+        else:
+            params = parse_authorization(asking.authorization)
+            if params is None and asking.authorization:
+                return Outcome(reason="unusable Authorization header", challenge=self.digest.challenge(),
+                               suspicious=True, **refuse)
+            if params is None:
+                if not access.first_contact_open(now):
+                    return Outcome(reason="authentication required", challenge=self.digest.challenge(), **refuse)
+                auth = "first-contact"
+            else:
+                check = Check.bad
+                if access.username and access.password and params.get("username") == access.username:
+                    check = self.digest.check(params, method=asking.method, path="/" + raw_path.lstrip("/"),
+                                              username=access.username, password=access.password)
+                if check is Check.stale:
+                    return Outcome(reason="digest nonce expired", challenge=self.digest.challenge(stale=True),
+                                   **refuse)
+                if check is Check.ok:
+                    auth = "digest"
+                elif params.get("username") == access.username and access.first_contact_open(now):
+                    # its own username with an old password: the device after a credential rotation
+                    auth = "first-contact"
+                else:
+                    why = {Check.replay: "replayed digest (nonce count not increasing)"}.get(
+                        check, "digest credentials do not prove this device"
+                        if params.get("username") == access.username else "credentials of another or no device")
+                    return Outcome(reason=why, challenge=self.digest.challenge(), suspicious=True, **refuse)
+        outcome = await self._device_file(request, ua, client_ip)
+        if outcome.found and access.first_contact_until is not None:
+            if auth in ("digest", "certificate"):
+                await self._shorten_first_contact(access, None)
+            elif auth == "first-contact" and access.first_contact_until > now + FIRST_BOOT:
+                # "once": the rest of this boot may follow without credentials, later ones may not
+                await self._shorten_first_contact(access, now + FIRST_BOOT)
+        return replace(outcome, auth=auth)
+
+    async def _access(self, mac: str) -> DeviceAccess | Refusal:
+        """The device's authentication facts (cached until the device or its organisation
+        changes), or why it has no files: unknown (suspicious) or not bound."""
+        key = ("", mac, ACCESS)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        async with self.sessions() as session:
+            device = await load_device(session, mac)
+            deps = {("mac", mac)}
+            if device is None or device.organization is None or not device.lines:
+                refusal = Refusal("unknown MAC", suspicious=True) if device is None \
+                    else Refusal("device is not bound to a user")
+                if device is not None:
+                    deps.add(("device", device.id))
+                self.cache.put(key, refusal, deps)
+                return refusal
+            if not device.http_username or not device.http_password:
+                # bound before device authentication existed, or by a path that issued none
+                device.http_username, device.http_password = new_credentials(mac)
+                device.credentials_issued_at = self.clock.now()
+                await session.commit()
+            org = device.organization
+            access = DeviceAccess(
+                mac=mac, device_id=device.id, vendor=device.vendor, username=device.http_username, password=device.http_password,
+                first_contact_until=_aware(device.first_contact_until),
+                allowed_networks=_networks(org.allowed_networks, closed=True),
+                tftp_secret_networks=_networks(org.tftp_secret_networks),
+            )
+            deps |= {("device", device.id), ("org", org.id)}
+        self.cache.put(key, access, deps)
+        return access
+
+    async def _shorten_first_contact(self, access: DeviceAccess, until: datetime | None) -> None:
+        """Close the device's first-contact window (it has authenticated: None) or end it soon
+        (its first boot without credentials has begun). The commit drops the cached access
+        facts here and on every other node."""
+        async with self.sessions() as session:
+            device = await session.get(Device, access.device_id)
+            current = _aware(device.first_contact_until) if device is not None else None
+            if current is not None and (until is None or until < current):
+                device.first_contact_until = until
+                await session.commit()
+                log.info("%s %s", access.mac, "authenticated: its first-contact window is closed" if until is None
+                         else f"fetched its files on first contact: the window ends at {until:%H:%M:%S} UTC")
+
+    async def _bootstrap_file(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str) -> Outcome:
+        """The device's file without any secret (no accounts, no admin password, no phonebook, no
+        credentials), where its vendor has one; a separate cache entry from the real file."""
+        key = (request.vendor, request.mac, request.name + BOOTSTRAP)
+        entry = self.cache.get(key)
+        if entry is None:
+            snapshot, deps = await self._device_snapshot(request, ua, client_ip)
+            if isinstance(snapshot, Refusal):
+                entry = snapshot
+            else:
+                plugin = BY_NAME[request.vendor]
+                body = plugin.render_bootstrap(request, snapshot.context, self.templates)
+                entry = Refusal("no secret-free file for an unauthenticated request") if body is None \
+                    else RenderedFile.of(body, plugin.content_type(request))
+            self.cache.put(key, entry, deps)
+        return self._outcome(entry, request)
 
     async def store(self, raw_path: str, data: bytes, *, user_agent: str | None, client_ip: str) -> Outcome:
         """Keep a file a device uploads, if it is one its vendor uploads and the device is bound.
@@ -296,18 +475,40 @@ class Provisioner:
 
     async def _device_file(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str) -> Outcome:
         key = (request.vendor, request.mac, request.name)
-        entry = self.cache.get(key)
+        entry = self.cache.get(key)  # plain files; a device's encrypted ones are cached apart
         if entry is None:
             snapshot, deps = await self._device_snapshot(request, ua, client_ip)
             if isinstance(snapshot, Refusal):
                 entry = snapshot
+                self.cache.put(key, entry, deps)
             else:
                 plugin = BY_NAME[request.vendor]
-                body = plugin.render_device(request, snapshot.context, self.templates)
-                entry = Refusal("no such file for this device") if body is None \
-                    else RenderedFile.of(body, plugin.content_type(request))
-            self.cache.put(key, entry, deps)
+                ctx = snapshot.context
+                sealed = config_crypto.sealed(plugin, request, ctx)
+                if sealed:
+                    key = (request.vendor, request.mac, request.name + config_crypto.SEALED)
+                    entry = self.cache.get(key)
+                if entry is None:
+                    body = plugin.render_device(request, ctx, self.templates)
+                    if body is not None and sealed:
+                        body = config_crypto.seal(plugin, ctx, body)
+                    content_type = "application/octet-stream" if sealed else plugin.content_type(request)
+                    entry = Refusal("no such file for this device") if body is None \
+                        else RenderedFile.of(body, content_type)
+                    self.cache.put(key, entry, deps)
+                if isinstance(entry, RenderedFile) and config_crypto.delivers_key(plugin, request, ctx):
+                    await self._config_key_delivered(request.mac, ctx.config_key)
         return self._outcome(entry, request)
+
+    async def _config_key_delivered(self, mac: str, key: str) -> None:
+        """The device now has its config key: the commit drops its cached files (the change log),
+        so its next fetch renders the encrypted variant."""
+        async with self.sessions() as session:
+            device = await load_device(session, mac)
+            if device is not None and device.config_key == key and device.config_key_delivered_at is None:
+                device.config_key_delivered_at = self.clock.now()
+                await session.commit()
+                log.info("config key delivered to %s; its files are served encrypted from now on", mac)
 
     async def _device_snapshot(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str):
         """What a device's files are rendered from, read once and shared by all its files."""
@@ -343,7 +544,11 @@ class Provisioner:
                 log.warning("%s %s: unknown model %r, serving the generic %s profile", plugin.display_name,
                             mac, device.model, plugin.display_name)
                 model = plugin.generic_model()
+            cipher = plugin.config_cipher(model)
+            if config_crypto.prepare(device, cipher):
+                await session.commit()
             snapshot = await build_device_context(session, device, model, self.settings)
+            snapshot = config_crypto.with_key(snapshot, device, cipher)
         return snapshot, deps | snapshot.deps, device.model is not None
 
     async def _learn(self, session: AsyncSession, device, plugin: VendorPlugin, ua: UserAgentInfo | None,
@@ -381,3 +586,38 @@ class Provisioner:
         if candidate.is_relative_to(self._static_root) and candidate.is_file() and os.access(candidate, os.R_OK):
             return Outcome(static_path=candidate)
         return Outcome(reason="no such file")
+
+
+@dataclass(frozen=True)
+class _Asking:
+    """How a request reached us: what authentication it can carry."""
+
+    transport: str
+    authorization: str | None
+    method: str
+
+
+def _networks(text: str | None, *, closed: bool = False) -> tuple:
+    """Stored networks; an unparsable value (validated on the way in) opens nothing: as allowed
+    networks it allows no source (``closed``), as TFTP secret networks it names none."""
+    try:
+        return parse_network_list(text)
+    except ValueError:
+        log.error("unparsable network list %r: treated as none", text)
+        return parse_network_list("255.255.255.255/32") if closed else ()
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def _nonce_key_of(sessions) -> bytes | None:
+    """A nonce key every worker and node shares: derived from the secret key on the engine."""
+    from provisioning.secretbox import box_of
+    bind = getattr(sessions, "kw", {}).get("bind")
+    try:
+        box = box_of(bind.sync_engine.dialect)
+    except Exception:  # no engine or no key attached: a per-process key (nonces then stay per process)
+        return None
+    return box.derive_key(b"deskprov digest nonce key")

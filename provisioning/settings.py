@@ -27,6 +27,10 @@ class Settings:
     http_port: int = 8080
     api_port: int = 8081
     tftp_port: int = 6969
+    #: TFTP sessions open at once, in all and from one client address (the NAT of one site);
+    #: beyond them a request gets ERROR 0 "server busy" and the phone retries.
+    tftp_max_sessions: int = 500
+    tftp_max_sessions_per_client: int = 20
     data_dir: Path = PROJECT_ROOT / "var"
     db: str = ""  # SQLAlchemy URL; empty means SQLite in data_dir
     templates_dir: Path = PROJECT_ROOT / "templates" / "phones"
@@ -85,6 +89,19 @@ class Settings:
     deactivation_check_seconds: int = 60
     #: Largest profile picture accepted (bigger ones get 413).
     max_picture_bytes: int = 2 * 1024 * 1024
+    #: Key(s) that seal SIP passwords and device credentials in the database (provisioning/secretbox.py):
+    #: base64 32-byte keys, comma-separated, the first seals. Empty: a key file in data_dir, made
+    #: on first start. Nodes sharing one PostgreSQL database must all be given the same key here.
+    secret_key: str = dataclasses.field(default="", repr=False)
+    #: Fetch audit trail (provisioning/fetch_audit.py): rows older than this many days are deleted
+    #: (0 keeps them forever).
+    fetch_audit_retention_days: int = 90
+    #: Bytes of rendered files and device snapshots each server process keeps (least recently
+    #: used evicted first; an evicted file is rendered again when next asked for).
+    cache_max_bytes: int = 128 * 1024 * 1024
+    #: Processes serving the phone HTTP(S) ports together (SO_REUSEPORT). The first also runs
+    #: TFTP, plug-and-play, mDNS, the admin listener and the periodic jobs.
+    workers: int = 1
 
     @property
     def database_url(self) -> str:
@@ -115,6 +132,14 @@ def _coerce(name: str, value: Any) -> Any:
             number = int(value)
             if name.endswith("_port") and not 0 <= number <= 65535:
                 raise SettingsError(f"{name} must be a port number 0-65535, not {value!r}")
+            if name.startswith("tftp_max_sessions") and number < 1:
+                raise SettingsError(f"{name} must be at least 1, not {value!r}")
+            if name == "workers" and not 1 <= number <= 64:
+                raise SettingsError(f"workers must be 1-64, not {value!r}")
+            if name == "fetch_audit_retention_days" and number < 0:
+                raise SettingsError(f"fetch_audit_retention_days must not be negative, not {value!r}")
+            if name == "cache_max_bytes" and number < 0:
+                raise SettingsError(f"cache_max_bytes must not be negative, not {value!r}")
             return number
         if kind == "bool":
             if isinstance(value, bool):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from simulators.config_decrypt import DecryptError, openssl_decrypt
 from simulators.phone import Account, BootContext, Key, PhoneProfile, PhoneState, register_profile
 
 __all__ = ["CiscoProfile", "parse_flat_profile", "parse_directory", "CiscoFileError", "parse_function"]
@@ -83,13 +84,17 @@ class CiscoProfile(PhoneProfile):
     vendor = "cisco"
 
     def __init__(self, model: str, mac: str, firmware: str, *, user_agent: str | None = None,
-                 serial: str = "CBT1234ABCD", with_mac: bool = True, fetch_directory: bool = True):
+                 serial: str = "CBT1234ABCD", with_mac: bool = True, fetch_directory: bool = True,
+                 profile_rule: str | None = None):
         model = re.sub(r"[^0-9A-Za-z]", "", model).upper()
         model = re.sub(r"^CP(\d{4})(3PCC)?$", r"\1", model)
         super().__init__(model, mac, firmware, user_agent=user_agent)
         self.serial = serial
         self.with_mac = with_mac
         self.fetch_directory = fetch_directory
+        #: Profile_Rule as stored in the phone (None: the factory default); a profile that sets
+        #: it (with its [--key ...]) changes it for every later resync, as on a real phone
+        self.profile_rule = profile_rule
 
     @property
     def mpp(self) -> bool:
@@ -127,7 +132,7 @@ class CiscoProfile(PhoneProfile):
 
     # --- boot --------------------------------------------------------------
     async def boot(self, ctx: BootContext) -> None:
-        await self._resync(ctx, "Profile_Rule", self.factory_rule())
+        await self._resync(ctx, "Profile_Rule", self.profile_rule or self.factory_rule())
         for rule in ("Profile_Rule_B", "Profile_Rule_C", "Profile_Rule_D"):
             value = ctx.state.settings.get(rule, "")
             if value:
@@ -144,13 +149,22 @@ class CiscoProfile(PhoneProfile):
 
     async def _resync(self, ctx: BootContext, rule: str, value: str) -> None:
         target = self.expand(value.strip())
-        target = re.sub(r"^\[[^\]]*\]\s*", "", target)  # [--key ...] options
+        options = re.match(r"^\[([^\]]*)\]\s*", target)
+        target = target[options.end():] if options else target
+        key = re.search(r'--key\s+(?:"([^"]*)"|(\S+))', options.group(1)) if options else None
         if "://" not in target:
             target = target.lstrip("/")  # relative: the boot server
         name = target
         body = await ctx.fetch(name)
         if body is None:
             return
+        if key is not None:  # --key: the profile must be AES-256-CBC encrypted under that secret
+            try:
+                body = openssl_decrypt(body, key.group(1) if key.group(1) is not None else key.group(2))
+            except DecryptError as exc:
+                ctx.error(f"{name}: cannot decrypt with the rule's --key: {exc}")
+                return
+            ctx.state.boot_settings[f"decrypted:{name.rsplit('/', 1)[-1]}"] = "aes-256-cbc"
         try:
             settings = parse_flat_profile(body, name)
         except CiscoFileError as exc:
@@ -161,9 +175,22 @@ class CiscoProfile(PhoneProfile):
             ctx.state.settings[key] = text  # the last occurrence wins
         ctx.state.applied.append(name)
 
+    def provisioning_credentials(self, state: PhoneState) -> tuple[str, str] | None:
+        """``[--uid user --pwd password]`` in the stored Profile_Rule: HTTP credentials for it."""
+        options = re.match(r"^\s*\[([^\]]*)\]", state.settings.get("Profile_Rule", ""))
+        if options is None:
+            return None
+        uid = re.search(r'--uid\s+(?:"([^"]*)"|(\S+))', options.group(1))
+        pwd = re.search(r'--pwd\s+(?:"([^"]*)"|(\S+))', options.group(1))
+        if uid is None or pwd is None:
+            return None
+        return uid.group(1) or uid.group(2), pwd.group(1) or pwd.group(2)
+
     # --- interpretation ----------------------------------------------------
     def finalize(self, state: PhoneState) -> None:
         s = state.settings
+        if s.get("Profile_Rule"):
+            self.profile_rule = s["Profile_Rule"]  # stored: the next resync follows it
         self._accounts(state)
         self._keys(state)
         state.timezone = s.get("Time_Zone")

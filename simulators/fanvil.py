@@ -113,6 +113,16 @@ class FanvilProfile(PhoneProfile):
 
     vendor = "fanvil"
 
+    def provisioning_credentials(self, state: PhoneState) -> tuple[str, str] | None:
+        """The Auto Provision User/Password (XML ``ap`` section or the text format's module)."""
+        for user_key, password_key in (("sysConf.ap.FlashUserName", "sysConf.ap.FlashPassword"),
+                                       ("AUTOUPDATE CONFIG MODULE.Download Username",
+                                        "AUTOUPDATE CONFIG MODULE.Download password")):
+            user, password = state.settings.get(user_key, ""), state.settings.get(password_key, "")
+            if user and password:
+                return user, password
+        return None
+
     def __init__(self, model: str, mac: str, firmware: str, *, user_agent: str | None = None):
         super().__init__(model.strip(), mac, firmware, user_agent=user_agent)
 

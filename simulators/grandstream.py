@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from simulators.config_decrypt import DecryptError, is_openssl_salted, openssl_decrypt
 from simulators.phone import Account, BootContext, Key, PhoneProfile, PhoneState, register_profile
 
 __all__ = ["GrandstreamProfile", "ConfigError", "parse_config", "parse_phonebook"]
@@ -108,10 +109,21 @@ class GrandstreamProfile(PhoneProfile):
 
     vendor = "grandstream"
 
+    def provisioning_credentials(self, state: PhoneState) -> tuple[str, str] | None:
+        """P1360/P1361 (legacy P-value files) or their alias in v2 files."""
+        for user_key, password_key in (("P1360", "P1361"),
+                                       ("provisioning.config.httpUsername", "provisioning.config.httpPassword")):
+            user, password = state.settings.get(user_key, ""), state.settings.get(password_key, "")
+            if user and password:
+                return user, password
+        return None
+
     def __init__(self, model: str, mac: str, firmware: str, *, user_agent: str | None = None,
-                 hardware: str | None = None):
+                 hardware: str | None = None, xml_password: str | None = None):
         super().__init__(model.strip().upper(), mac, firmware, user_agent=user_agent)
         self.hardware = hardware
+        #: P1359 as stored in the phone: given here, or learnt from a config file (kept across boots)
+        self.xml_password = xml_password
 
     def user_agent(self) -> str:
         if self._user_agent_override:
@@ -150,6 +162,16 @@ class GrandstreamProfile(PhoneProfile):
         data = await ctx.fetch(name)
         if data is None:
             return False
+        if is_openssl_salted(data):  # an encrypted XML file: P1359, the XML config file password
+            if not self.xml_password:
+                ctx.error(f"{name}: encrypted and no XML config file password (P1359) is set")
+                return False
+            try:
+                data = openssl_decrypt(data, self.xml_password)
+            except DecryptError as exc:
+                ctx.error(f"{name}: cannot decrypt with P1359: {exc}")
+                return False
+            ctx.state.boot_settings[f"decrypted:{name}"] = "aes-256-cbc"
         try:
             fmt, values = parse_config(data, self.mac)
         except ConfigError as exc:
@@ -188,6 +210,8 @@ class GrandstreamProfile(PhoneProfile):
 
     def finalize(self, state: PhoneState) -> None:
         s = state.settings
+        if s.get("P1359"):
+            self.xml_password = s["P1359"]
         v2 = any(k.startswith(("account.", "pks.")) for k in s)
         if v2:
             pickups = self._accounts_v2(state)

@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import importlib
 import json
 import re
+import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import aiohttp
+from yarl import URL
 
 from simulators.sip_phone import MAC_STYLES, NotifyListener, PnpExchange, pnp_exchange
 from simulators.tftp_client import TftpClient, TftpError
@@ -169,6 +172,47 @@ class PhoneState:
 
 
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
+_CHALLENGE_PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+
+
+class DigestClient:
+    """HTTP digest (RFC 7616, MD5, ``qop=auth``) as a phone does it: remember the server's
+    nonce and answer it with an increasing nonce count; a new challenge starts a new count."""
+
+    def __init__(self, username: str, password: str):
+        self.username = username
+        self.password = password
+        self.realm = ""
+        self.nonce = ""
+        self.opaque: str | None = None
+        self.nc = 0
+
+    def learn(self, www_authenticate: str) -> bool:
+        """Take a ``WWW-Authenticate`` challenge; False when it is not one we can answer."""
+        scheme, _, rest = www_authenticate.strip().partition(" ")
+        if scheme.lower() != "digest":
+            return False
+        params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+                  for m in _CHALLENGE_PARAM.finditer(rest)}
+        if "auth" not in [q.strip() for q in params.get("qop", "").split(",")] or not params.get("nonce"):
+            return False
+        if params.get("algorithm", "MD5").upper() != "MD5":
+            return False
+        self.realm, self.nonce, self.opaque, self.nc = params.get("realm", ""), params["nonce"], params.get("opaque"), 0
+        return True
+
+    def authorization(self, method: str, uri: str) -> str | None:
+        if not self.nonce:
+            return None
+        self.nc += 1
+        nc, cnonce = f"{self.nc:08x}", secrets.token_hex(8)
+        md5 = lambda text: hashlib.md5(text.encode()).hexdigest()  # noqa: E731
+        ha1 = md5(f"{self.username}:{self.realm}:{self.password}")
+        ha2 = md5(f"{method}:{uri}")
+        response = md5(f"{ha1}:{self.nonce}:{nc}:{cnonce}:auth:{ha2}")
+        header = (f'Digest username="{self.username}", realm="{self.realm}", nonce="{self.nonce}", uri="{uri}", '
+                  f'algorithm=MD5, qop=auth, nc={nc}, cnonce="{cnonce}", response="{response}"')
+        return header + (f', opaque="{self.opaque}"' if self.opaque else "")
 
 
 def normalize_mac(mac: str) -> str:
@@ -235,6 +279,18 @@ class PhoneProfile:
     def finalize(self, state: PhoneState) -> None:
         """Derive accounts/keys/etc. from the merged raw settings after all files."""
 
+    #: The vendor's parameters for the provisioning server's username and password, as they
+    #: appear in ``PhoneState.settings`` (None: the profile overrides provisioning_credentials).
+    credential_settings: ClassVar[tuple[str, str] | None] = None
+
+    def provisioning_credentials(self, state: PhoneState) -> tuple[str, str] | None:
+        """The HTTP credentials the phone's config gave it for its provisioning server, if any:
+        a real phone keeps them and answers the server's challenges with them."""
+        if self.credential_settings is None:
+            return None
+        user, password = (state.settings.get(k, "") for k in self.credential_settings)
+        return (user, password) if user and password else None
+
 
 class BootContext:
     """One boot in progress: the transport plus the state being built.
@@ -255,7 +311,9 @@ class BootContext:
         tftp_timeout: float = 1.0,
         tftp_retries: int = 3,
         auth: aiohttp.BasicAuth | None = None,
+        digest: DigestClient | None = None,
     ):
+        self.digest = digest
         self.state = state
         self.base = base
         self.user_agent = user_agent
@@ -305,15 +363,35 @@ class BootContext:
         if self.session is None:
             return Fetch("http", name, url, "error", error="no HTTP session"), None
         try:
-            async with self.session.get(url, headers={"User-Agent": self.user_agent}, auth=self.auth) as resp:
-                body = await resp.read()
-                if resp.status == 200:
-                    return Fetch("http", name, url, "ok", resp.status, len(body)), body
-                result = "not_found" if resp.status == 404 else "error"
-                err = None if result == "not_found" else f"HTTP {resp.status}"
-                return Fetch("http", name, url, result, resp.status, len(body), error=err), None
+            resp, body = await self._get(url)
+            if resp.status == 200:
+                return Fetch("http", name, url, "ok", resp.status, len(body)), body
+            result = "not_found" if resp.status == 404 else "error"
+            err = None if result == "not_found" else f"HTTP {resp.status}"
+            return Fetch("http", name, url, result, resp.status, len(body), error=err), None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return Fetch("http", name, url, "error", error=f"{type(exc).__name__}: {exc}"), None
+
+    async def _get(self, url: str) -> tuple[aiohttp.ClientResponse, bytes]:
+        """GET with the phone's credentials: answer a digest challenge (and a stale nonce) once each."""
+        parsed = URL(url)
+        if parsed.user is not None:  # credentials in the URL (Snom's setting_server): answer challenges with them
+            if self.digest is None and parsed.password:
+                self.digest = DigestClient(parsed.user, parsed.password)
+            url = str(parsed.with_user(None))
+        uri = parsed.raw_path_qs
+        for _ in range(3):
+            headers = {"User-Agent": self.user_agent}
+            if self.digest is not None and (authorization := self.digest.authorization("GET", uri)):
+                headers["Authorization"] = authorization
+            async with self.session.get(url, headers=headers, auth=self.auth) as resp:
+                body = await resp.read()
+            challenge = resp.headers.get("WWW-Authenticate", "")
+            if resp.status != 401 or self.digest is None or not self.digest.learn(challenge):
+                return resp, body
+            if "Authorization" in headers and "stale=true" not in challenge.replace(" ", "").lower():
+                return resp, body  # our credentials were refused: a phone gives up until its next poll
+        return resp, body
 
     async def _fetch_tftp(self, name: str, url: str) -> tuple[Fetch, bytes | None]:
         rest = url[len("tftp://") :]
@@ -362,6 +440,8 @@ class Phone:
         self.profile = profile
         self.session = session
         self.auth = aiohttp.BasicAuth(*auth) if auth else None
+        #: the provisioning credentials the phone's config gave it (kept across boots, like flash)
+        self.credentials: tuple[str, str] | None = None
         self.http_timeout = http_timeout
         self.tftp_timeout = tftp_timeout
         self.tftp_retries = tftp_retries
@@ -493,6 +573,7 @@ class Phone:
             tftp_timeout=self.tftp_timeout,
             tftp_retries=self.tftp_retries,
             auth=self.auth,
+            digest=DigestClient(*self.credentials) if self.credentials else None,
         )
         try:
             await (self.profile.boot_file(ctx, entry) if entry else self.profile.boot(ctx))
@@ -502,6 +583,7 @@ class Phone:
             self.profile.finalize(state)
         except Exception as exc:
             state.errors.append(f"finalize failed: {type(exc).__name__}: {exc}")
+        self.credentials = self.profile.provisioning_credentials(state) or self.credentials
         self.state = state
         return state
 
@@ -511,7 +593,7 @@ class Phone:
 _PROFILES: dict[str, type[PhoneProfile]] = {}
 #: Vendor profiles live in ``simulators/<vendor>.py`` and register themselves when imported;
 #: they are imported on first use so the core does not depend on any vendor module.
-_NOT_PROFILES = {"phone", "tftp_client", "gateway", "mobile", "sip_phone", "fleet", "mdns_phone", "desk_phone",
+_NOT_PROFILES = {"config_decrypt", "phone", "tftp_client", "gateway", "mobile", "sip_phone", "fleet", "mdns_phone", "desk_phone",
                  "scenario", "simulate_cli"}
 
 

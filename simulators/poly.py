@@ -97,6 +97,7 @@ class PolyProfile(PhoneProfile):
     """
 
     vendor = "poly"
+    credential_settings = ("device.prov.user", "device.prov.password")
 
     def __init__(self, model: str, mac: str, firmware: str, *, user_agent: str | None = None,
                  updater: str | None = None, local_changes: dict[str, str] | None = None,

@@ -24,6 +24,8 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from urllib.parse import unquote, urlsplit
+
 from simulators.phone import Account, BootContext, Key, PhoneProfile, PhoneState, register_profile
 
 __all__ = ["SnomProfile", "SnomSettings", "parse_setting_file", "FKEY_COUNTS", "MODULE_KEYS"]
@@ -257,6 +259,11 @@ class SnomProfile(SnomStyleProfile):
     """A Snom desk phone or M-series DECT base (``model`` as in ``D785``, ``320``, ``M700``)."""
 
     vendor = "snom"
+
+    def provisioning_credentials(self, state: PhoneState) -> tuple[str, str] | None:
+        """Snom carries the provisioning server's credentials in ``setting_server``'s URL."""
+        url = urlsplit(state.settings.get("setting_server", ""))
+        return (unquote(url.username), unquote(url.password)) if url.username and url.password else None
 
     @property
     def dect(self) -> bool:

@@ -33,6 +33,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from simulators.config_decrypt import DecryptError, yealink_decrypt
 from simulators.phone import Account, BootContext, Key, PhoneProfile, PhoneState, register_profile
 
 __all__ = [
@@ -231,6 +232,7 @@ class YealinkProfile(PhoneProfile):
     """
 
     vendor = "yealink"
+    credential_settings = ("static.auto_provision.server.username", "static.auto_provision.server.password")
 
     def __init__(
         self,
@@ -241,6 +243,7 @@ class YealinkProfile(PhoneProfile):
         user_agent: str | None = None,
         common_code: int | None = None,
         hardware_version: str | None = None,
+        aes_key: str | None = None,
     ):
         model = model.strip().upper()
         if model.startswith("SIP-"):
@@ -248,6 +251,9 @@ class YealinkProfile(PhoneProfile):
         super().__init__(model, mac, firmware, user_agent=user_agent)
         self.common_code = common_code if common_code is not None else COMMON_CODES.get(model)
         self.hardware_version = hardware_version
+        #: the MAC-oriented AES key in the phone's flash (static.auto_provision.aes_key.mac):
+        #: given here, or learnt from a config file; it survives reboots like a real phone's
+        self.aes_key = aes_key
 
     # --- identity --------------------------------------------------------
 
@@ -364,6 +370,16 @@ class YealinkProfile(PhoneProfile):
 
     def _apply_cfg(self, ctx: BootContext, name: str, data: bytes) -> None:
         """Merge one .cfg into the raw settings; later files win, ``%NULL%`` resets."""
+        if not data.lstrip().startswith(b"#!version"):  # not a plain config: an encrypted one
+            if not self.aes_key:
+                ctx.error(f"{name}: encrypted and this phone has no AES key")
+                return
+            try:
+                data = yealink_decrypt(data, self.aes_key)
+            except DecryptError as exc:
+                ctx.error(f"{name}: cannot decrypt: {exc}")
+                return
+            ctx.state.boot_settings[f"decrypted:{name}"] = "aes-128-ecb"
         parsed = self._parse(ctx, name, data, boot=False)
         if parsed is None:
             return
@@ -378,6 +394,10 @@ class YealinkProfile(PhoneProfile):
     # --- interpretation --------------------------------------------------
 
     def finalize(self, state: PhoneState) -> None:
+        key = state.settings.get("static.auto_provision.aes_key.mac") \
+            or state.settings.get("static.auto_provision.aes_key_16.mac")
+        if key:
+            self.aes_key = key  # written to flash: the next boot decrypts with it
         """Turn the merged raw settings into accounts, keys, time zone and language."""
         s = state.settings
         self._accounts(state)

@@ -103,6 +103,18 @@ async def import_org(server: Server, text: str) -> None:
         await import_text(session, text)
 
 
+async def fix_device_credentials(server: Server) -> None:
+    """Give every device fixed provisioning credentials (``dp<mac>`` / ``golden-<mac>``) instead of
+    random ones: for byte-for-byte golden files, which carry them."""
+    from sqlalchemy import select
+
+    from provisioning.model import Device
+    async with server.sessions() as session:
+        for device in (await session.execute(select(Device))).scalars():
+            device.http_username, device.http_password = f"dp{device.mac}", f"golden-{device.mac}"
+        await session.commit()
+
+
 @pytest.fixture
 async def make_server(tmp_path):
     """Start servers with particular settings: ``await make_server(https_port=0, ...)``; SQLite

@@ -105,7 +105,7 @@ async def test_reimporting_the_same_file_keeps_the_cache(example_server):
 
 async def test_model_is_learnt_from_the_first_request(server):
     text = """
-organization: {name: Lärande AB, sip_domain: l.example.net}
+organization: {tftp_secret_networks: [127.0.0.0/8], name: Lärande AB, sip_domain: l.example.net}
 users:
   - {name: Cecilia, number: "+46854689931", extension: "301"}
 phones:
@@ -122,7 +122,7 @@ phones:
 
 async def test_model_is_learnt_over_tftp_from_the_common_file(server):
     text = """
-organization: {name: Lärande AB, sip_domain: l.example.net}
+organization: {tftp_secret_networks: [127.0.0.0/8], name: Lärande AB, sip_domain: l.example.net}
 users:
   - {name: Cecilia, number: "+46854689931"}
 phones:

@@ -70,7 +70,7 @@ def test_malformed_import_names_the_line_and_changes_nothing(env, tmp_path):
     result = deskprov("import", str(bad), env=env, check=False)
     assert result.returncode == 1
     err = result.stderr.decode()
-    assert f"{bad}:15: phones.0.mac: not a MAC address" in err and "nothing was changed" in err
+    assert f"{bad}:16: phones.0.mac: not a MAC address" in err and "nothing was changed" in err
     assert deskprov("export", "--secrets", env=env).stdout == before
 
 

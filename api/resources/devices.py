@@ -19,8 +19,9 @@ from api.pagination import Page, PageQuery, paginate
 from api.problems import Problem, field_problem
 from api.types import Id, Text, Timestamp
 from provisioning.audit import record
+from provisioning.device_auth import open_first_contact, rotate_credentials
 from provisioning.mac import MacError, normalize_mac
-from provisioning.model import NUMBER_TARGET_KEYS, Device, Key, KeyType, Line, Number, User
+from provisioning.model import NUMBER_TARGET_KEYS, Device, Key, KeyType, Line, Number, Organization, User
 from provisioning.numbers import NumberError, to_e164
 from provisioning.orgfile import new_credentials, resolve_model
 from provisioning.vendors import BY_NAME, PLUGINS, vendor_for_mac
@@ -304,6 +305,9 @@ async def bind_line(ctx: Ctx):
         line.auth_username, line.password = new_credentials()
     else:
         return Reply(device_out(device), etag=etag_of(device.version))
+    minutes = await ctx.db.scalar(select(Organization.first_contact_minutes)
+                                  .where(Organization.id == device.organization_id))
+    open_first_contact(device, minutes, ctx.now)
     device.updated_at = ctx.now
     await ctx.db.flush()
     device = await _load(ctx, device.id)
@@ -330,6 +334,32 @@ async def unbind_line(ctx: Ctx):
            organization_id=device.organization_id, before={"lines": before["lines"]},
            after={"lines": device_out(device).model_dump(mode="json")["lines"]})
     return None
+
+
+class CredentialsRotation(BaseModel):
+    device_id: int
+    issued_at: Timestamp
+    first_contact_until: Timestamp | None = Field(
+        description="until when the device may fetch its new config without valid credentials (it still "
+                    "holds the old ones); it is told to fetch at once")
+
+
+@api.route("POST", "/devices/{device_id}/credentials", summary="New provisioning credentials for a device",
+           tags="devices", auth="admin", response=CredentialsRotation, errors=(409,))
+async def rotate_device_credentials(ctx: Ctx):
+    """The device's HTTP digest password is replaced (never shown: it leaves deskprov only inside the
+    device's own config); the device is sent a resync and its next fetch carries the new password.
+    Also the way to let a reset or replaced phone boot again: it opens a first-contact window."""
+    device = await get_device(ctx, ctx.path["device_id"])
+    if not device.lines:
+        raise Problem(409, "the device is not bound to a user: it is served no files to authenticate for")
+    rotate_credentials(device, ctx.now)
+    device.updated_at = ctx.now
+    await ctx.db.flush()
+    record(ctx.db, ctx.actor(), now=ctx.now, action="rotate_device_credentials", entity="device",
+           entity_id=device.id, organization_id=device.organization_id,
+           after={"first_contact_until": device.first_contact_until.isoformat()})
+    return CredentialsRotation(device_id=device.id, issued_at=ctx.now, first_contact_until=device.first_contact_until)
 
 
 def keys_out(device: Device) -> KeysOut:

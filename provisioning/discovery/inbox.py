@@ -16,10 +16,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from provisioning.device_auth import open_first_contact
 from provisioning.discovery.fingerprints import vendor_for_mac
 from provisioning.discovery.sighting import Sighting as Seen
 from provisioning.mac import normalize_mac
-from provisioning.model import Device, Line, Number, NumberRole, Sighting, User
+from provisioning.model import Device, Line, Number, NumberRole, Organization, Sighting, User
 from provisioning.model.base import utcnow
 from provisioning.numbers import NumberError, to_e164
 from provisioning.orgfile import new_credentials, resolve_model
@@ -67,7 +68,7 @@ class Inbox:
             self.dropped += 1
             return
         previous = self._pending.get(sighting.mac)
-        if previous is not None:
+        if previous is not None and previous[0] is not sighting:  # the same one again: nothing to merge
             # keep what an earlier sighting knew and this one does not (PnP knows the SIP port)
             old = previous[0]
             sighting = Seen(mac=sighting.mac, ip=sighting.ip, how=sighting.how,
@@ -178,6 +179,10 @@ async def bind(session: AsyncSession, mac_text: str, user_text: str, *, model: s
     elif line.user_id != user.id:
         line.user_id = user.id
         line.auth_username, line.password = new_credentials()  # a new owner never inherits the secret
+    # an admin's bind: the phone about to boot may fetch its files once without credentials
+    minutes = await session.scalar(select(Organization.first_contact_minutes)
+                                   .where(Organization.id == user.organization_id))
+    open_first_contact(device, minutes, utcnow())
     await session.flush()
     return device
 

@@ -62,6 +62,11 @@ class Device(Versioned, Timestamped, Base):
     first_contact_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     #: The device's own key for vendor config encryption (provisioning/config_crypto.py), sealed.
     config_key: Mapped[str | None] = mapped_column(EncryptedText, default=None)
+    #: When the device was served the plain file that carries its config key; from then on its
+    #: secret-bearing files are served encrypted. None: not delivered yet (or a new key).
+    config_key_delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    #: Encrypt this device's config files (where its vendor can): None follows the organisation.
+    encrypt_configs: Mapped[bool | None] = mapped_column(default=None)
 
     organization: Mapped["Organization | None"] = relationship(back_populates="devices", lazy="raise")
     lines: Mapped[list["Line"]] = relationship(

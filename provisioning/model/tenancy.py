@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import String, Text
+from sqlalchemy import String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from provisioning.model.base import Base, Timestamped, Versioned
@@ -49,6 +49,8 @@ class Organization(Versioned, Timestamped, Base):
     #: Minutes a freshly bound device may fetch its files once without credentials; None: the
     #: server's setting.
     first_contact_minutes: Mapped[int | None] = mapped_column(default=None)
+    #: Encrypt the devices' config files where the vendor supports it (provisioning/config_crypto.py).
+    encrypt_configs: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     users: Mapped[list["User"]] = relationship(back_populates="organization", lazy="raise")
     numbers: Mapped[list["Number"]] = relationship(back_populates="organization", lazy="raise")

@@ -7,6 +7,7 @@ touches the database: the render context is a plain snapshot built by provisioni
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import zlib
@@ -135,6 +136,14 @@ class DeviceContext(CommonContext):
     contacts: Sequence[ContactContext] = ()
     vlan: int | None = None
     admin_password: str = ""
+    #: The device's config-encryption key when its files are to be encrypted (provisioning/
+    #: config_crypto.py), else ""; written into its secret-bearing file the vendor's way.
+    config_key: str = ""
+    #: The device has been served its key: its encryptable files now go out encrypted.
+    config_key_delivered: bool = False
+    #: the device's own HTTP digest credentials for fetching its files (provisioning/device_auth.py)
+    provisioning_username: str = ""
+    provisioning_password: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,8 +203,27 @@ class VendorPlugin(ABC):
     def render_device(self, request: FileRequest, ctx: DeviceContext, templates) -> bytes | None:
         """One device's file, or None when the device has no such file."""
 
+    def render_bootstrap(self, request: FileRequest, ctx: DeviceContext, templates) -> bytes | None:
+        """The device's file for a request that did not prove it is the device (TFTP outside the
+        organisation's secret networks): the same file with nothing secret in it -- no accounts,
+        no keys, no phonebook, no admin password, no provisioning credentials -- so the device
+        learns only the platform settings (server, time, language). None: 404 instead."""
+        stripped = dataclasses.replace(ctx, lines=(), keys=(), contacts=(), admin_password="",
+                                       provisioning_username="", provisioning_password="",
+                                       config_key="", config_key_delivered=False)
+        return self.render_device(request, stripped, templates)
+
     def content_type(self, request: FileRequest) -> str:
         return "text/plain; charset=utf-8"
+
+    # -- config encryption (provisioning/config_crypto.py) ---------------------------------------
+    def config_cipher(self, model: PhoneModel):
+        """The vendor's config-file encryption for this model, or None (files stay plain)."""
+        return None
+
+    def encrypts(self, request: FileRequest, ctx: DeviceContext) -> bool:
+        """Whether this device file is one the vendor encrypts (it also carries the key)."""
+        return False
 
     # -- keys ----------------------------------------------------------------------------------
     def validate_keys(self, model: PhoneModel, keys: Iterable[tuple[int, int, str]]) -> list[str]:

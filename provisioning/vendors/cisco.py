@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 
+from provisioning import config_crypto
 from provisioning.timezones import dst_switches, standard_offset
 from provisioning.vendors.base import (
     jittered_minutes,
@@ -202,6 +203,17 @@ class Cisco(VendorPlugin):
     def content_type(self, request: FileRequest) -> str:
         return "text/xml; charset=utf-8"
 
+    # -- config encryption: the profile is openssl-encrypted under the secret its Profile_Rule
+    # names with [--key "..."]. The plain <mac>.xml bootstraps it: it moves the device's own
+    # (encrypted) profile to Profile_Rule and the common file to Profile_Rule_B, so every later
+    # resync reads the profile with the key, whatever the common file says. Catalogued models
+    # only: the common file's name must be known.
+    def config_cipher(self, model: PhoneModel):
+        return None if model.generic or not model.common_file else config_crypto.OPENSSL
+
+    def encrypts(self, request: FileRequest, ctx: DeviceContext) -> bool:
+        return request.name == f"{ctx.mac}.xml" and self.config_cipher(ctx.model) is not None
+
     # -- rendering -----------------------------------------------------------------------------
     def render_common(self, request: FileRequest, ctx: CommonContext, templates) -> bytes | None:
         if request.model is not None:
@@ -239,6 +251,7 @@ class Cisco(VendorPlugin):
             "language": language,
             "locale": locale,
             "profile_rule_b": ctx.provisioning_url + "$MA.xml",
+            "common_rule": ctx.provisioning_url + (model.common_file or ""),
         }
 
     def _device_values(self, ctx: DeviceContext) -> dict:

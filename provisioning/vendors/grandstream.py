@@ -74,6 +74,7 @@ from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import urlsplit
 
+from provisioning import config_crypto
 from provisioning.timezones import posix_tz
 from provisioning.vendors.base import (
     jittered_minutes,
@@ -281,6 +282,15 @@ class Grandstream(VendorPlugin):
     # -- rendering -----------------------------------------------------------------------------
     def content_type(self, request: FileRequest) -> str:
         return "application/xml; charset=utf-8"
+
+    # -- config encryption: cfg<mac>.xml in the P-value (v1) format, openssl-encrypted under P1359
+    # ("XML Config File Password"), which the plain file delivers. The v2 format's item name for
+    # that password is not documented where we could read it: v2 models stay plain.
+    def config_cipher(self, model: PhoneModel):
+        return config_crypto.OPENSSL if LAYOUTS.get(model.name, LAYOUTS["generic"]).fmt == "v1" else None
+
+    def encrypts(self, request: FileRequest, ctx: DeviceContext) -> bool:
+        return request.name == f"cfg{ctx.mac}.xml" and self.config_cipher(ctx.model) is not None
 
     def render_common(self, request: FileRequest, ctx: CommonContext, templates) -> bytes | None:
         return templates.render("grandstream/common.xml.j2", **self._common_values(ctx))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from provisioning import config_crypto
 from provisioning.timezones import observes_dst, offset_hours
 from provisioning.vendors.base import (
     jittered_minutes,
@@ -263,6 +264,14 @@ class Yealink(VendorPlugin):
         if request.name == f"{ctx.mac}{PHONEBOOK_SUFFIX}":
             return templates.render("yealink/phonebook.xml.j2", ctx=ctx)
         return None
+
+    # -- config encryption: <mac>.cfg only (it carries the secrets and the key); the common file
+    # is shared and secret-free, the boot file and phonebook carry nothing secret.
+    def config_cipher(self, model: PhoneModel):
+        return config_crypto.YEALINK
+
+    def encrypts(self, request: FileRequest, ctx: DeviceContext) -> bool:
+        return request.name == f"{ctx.mac}.cfg"
 
     def _device_values(self, ctx: DeviceContext) -> dict:
         model = ctx.model

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conftest import TEST_BOX  # tests/ is on sys.path (rootdir conftest)
 import aiohttp
 import pytest
 
@@ -18,7 +17,7 @@ from provisioning.accounts import create_superadmin
 from provisioning.clock import ManualClock
 from provisioning.orgfile import import_text
 from provisioning.server import Server
-from provisioning.settings import load_settings
+from conftest import TEST_BOX, make_settings  # tests/ is on sys.path (rootdir conftest)
 
 EXAMPLE = (Path(__file__).parent.parent / "data" / "exempel.yaml").read_text()
 #: A Monday morning in Stockholm (08:00 UTC = 09:00 CET).
@@ -96,9 +95,6 @@ class Client:
         return self.call("DELETE", path, **kw)
 
 
-def make_settings(tmp_path: Path, db: str):
-    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0, "pnp_port": 0,
-                          "data_dir": str(tmp_path / "var"), "db": db}, environ={})
 
 
 async def seed(sessions, now) -> None:

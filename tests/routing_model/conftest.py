@@ -4,7 +4,6 @@ plus a second tenant for the cross-tenant checks; the clock is movable."""
 
 from __future__ import annotations
 
-from conftest import TEST_BOX  # tests/ is on sys.path (rootdir conftest)
 import json
 import shutil
 from datetime import datetime, timezone
@@ -16,7 +15,8 @@ import pytest
 from provisioning.clock import ManualClock
 from provisioning.orgfile import import_text
 from provisioning.server import Server
-from provisioning.settings import load_settings
+from conftest import TEST_BOX  # tests/ is on sys.path (rootdir conftest)
+from conftest import make_settings as settings
 
 HERE = Path(__file__).parent
 EXAMPLE = (HERE.parent / "data" / "exempel.yaml").read_text()
@@ -44,9 +44,6 @@ messages:
 """
 
 
-def settings(tmp_path: Path, db: str):
-    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0, "pnp_port": 0,
-                          "data_dir": str(tmp_path / "var"), "db": db}, environ={})
 
 
 class Client:

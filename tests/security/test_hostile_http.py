@@ -13,6 +13,7 @@ import gzip
 import logging
 import os
 import time
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from provisioning import http as phone_http
-from provisioning.model import Line
+from provisioning.model import Device, Line
 from simulators.phone import Phone
 from simulators.yealink import YealinkProfile
 from conftest import import_org  # tests/ is on sys.path (rootdir conftest)
@@ -187,6 +188,14 @@ def yealink(mac: str = ANNA_MAC) -> Phone:
     return Phone(YealinkProfile(model="T46S", mac=colon, firmware="66.86.0.15"))
 
 
+async def set_first_contact(server, macs: tuple[str, ...], until: datetime | None) -> None:
+    """Open (``until``) or close (None) the first-contact window of these devices."""
+    async with server.sessions() as session:
+        for device in (await session.execute(select(Device).where(Device.mac.in_(macs)))).scalars():
+            device.first_contact_until = until
+        await session.commit()
+
+
 async def boot_anna(server) -> None:
     state = await yealink().boot_http(f"http://127.0.0.1:{server.http_port}/")
     assert state.accounts[1].registered and state.accounts[1].password == SECRETS["anna"], state.errors
@@ -210,6 +219,9 @@ async def target(make_server, tmp_path):
     server = await make_server(tftp_root=str(root), guard_refusal_burst=100_000, max_upload_bytes=4096)
     await import_org(server, ORG_A)
     await import_org(server, ORG_B)
+    # Bertil's, Cecilia's and the other tenant's phones were bound (and booted) long ago: without
+    # their credentials nobody gets their files. Anna's phone is new: its first boots need none.
+    await set_first_contact(server, (BERTIL_MAC, CECILIA_MAC, OTHER_MAC), None)
     return server
 
 
@@ -556,7 +568,8 @@ async def test_user_agent_tricks_get_no_other_devices_file(target, ua, caplog):
     secrets = await all_secrets(target)
     for path in (f"/{BERTIL_MAC}.cfg", f"/{BERTIL_MAC}.boot", f"/{OTHER_MAC}.cfg", f"/{CECILIA_MAC}.cfg"):
         reply = await send(target.http_port, get(path, ua))
-        assert reply.status == 404, (ua, path, reply.status)
+        # 404: the UA names Anna; 401: the UA names no device and the file's device wants its credentials
+        assert reply.status in (401, 404), (ua, path, reply.status)
         assert b"X-Injected" not in reply.head
         assert not leaks(reply, secrets), (ua, path)
     # the log shows what arrived escaped: no forged log lines
@@ -599,17 +612,13 @@ async def test_cross_tenant_device_files_never_carry_the_other_tenants_secrets(t
     assert anna.status == 200
     assert set(leaks(anna, secrets)) <= {"anna", "admin-a"} | {k for k, v in secrets.items() if v == SECRETS["anna"]}
     other_ua = "Yealink SIP-T46S 66.86.0.15 80:5e:c0:cc:dd:01"
+    await set_first_contact(target, (OTHER_MAC,), datetime.now(timezone.utc) + timedelta(minutes=5))  # rebound
     other = await send(target.http_port, get(f"/{OTHER_MAC}.cfg", other_ua), source="127.0.0.3")
     assert other.status == 200
     assert set(leaks(other, secrets)) <= {"other-tenant", "admin-b"} | \
         {k for k, v in secrets.items() if v == SECRETS["other-tenant"]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "device authentication is not built yet: provisioning/serving.py serves a device's file, SIP "
-    "password included, to any request that names a known MAC and does not contradict it (no "
-    "User-Agent, a MAC-less User-Agent like Poly's, HTTP/1.0). The issue asks for per-device digest "
-    "credentials, a first-contact window and a secret-free bootstrap file for unauthenticated requests"))
 @pytest.mark.parametrize("request_bytes", [
     get(f"/{BERTIL_MAC}.cfg", None),
     get(f"/{BERTIL_MAC}.cfg", None, version=b"HTTP/1.0"),
@@ -621,7 +630,10 @@ async def test_cross_tenant_device_files_never_carry_the_other_tenants_secrets(t
     get(f"/{BERTIL_MAC}.cfg", ANNA_UA + "é"),
 ], ids=["no-ua", "http-1.0", "yealink-without-mac", "poly-ua", "curl", "ua-mac-with-junk", "ua-mac-with-e-acute"])
 async def test_anonymous_request_for_a_known_mac_gets_no_secret(target, request_bytes):
+    """Outside its first-contact window a device's file needs the device's credentials: a
+    request without them is challenged (401) and gets nothing."""
     reply = await send(target.http_port, request_bytes)
+    assert reply.status == 401 and (reply.header("WWW-Authenticate") or "").startswith("Digest "), reply.head
     assert not leaks(reply, await all_secrets(target)), reply.body[:300]
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
+from conftest import fix_device_credentials  # tests/ is on sys.path
 from sqlalchemy import select
 
 from provisioning.model import Device
@@ -47,6 +49,7 @@ MPP_MAC, SPA_MAC, ATA_MAC, ATA191_MAC = "00562b043615", "0002fdff2103", "000e08a
 ORG = """
 organization:
   name: Ciscoverket AB
+  tftp_secret_networks: [127.0.0.0/8]  # the lab's TFTP boots come from loopback
   sip_domain: cisco.sip.example.net
   timezone: Europe/Stockholm
   device_admin_password: "Adm1n-Secret!"
@@ -286,6 +289,7 @@ async def test_golden_8851_and_spa112(sqlite_server):
     Parameter names checked against the Cisco guides listed in this module's docstring.
     """
     await _import(sqlite_server)
+    await fix_device_credentials(sqlite_server)  # the golden files carry them
     _public_url(sqlite_server, "https://prov.example.net/")
     for name, ua, golden in (
         (f"{MPP_MAC}.xml", f"Cisco-CP-8851-3PCC/11.3.7 ({MPP_MAC})", "cisco-8851.xml"),

@@ -29,17 +29,18 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
 from sqlalchemy import select
 
 from provisioning.model import Device
 from provisioning.orgfile import OrgFileError, import_text, parse
 from provisioning.server import Server
-from provisioning.settings import load_settings
 from provisioning.vendors import BY_NAME
 from provisioning.vendors.base import FileKind
 from provisioning.vendors.fanvil import fanvil_timezone
 from simulators.fanvil import FanvilProfile, parse_config
 from simulators.phone import Phone
+from conftest import fix_device_credentials, make_settings  # tests/ is on sys.path (rootdir conftest)
 
 GOLDEN = Path(__file__).parent / "golden"
 FV = BY_NAME["fanvil"]
@@ -48,6 +49,7 @@ X5U_MAC, X3_MAC = "0c383eaabb01", "0c383eaabb02"
 ORG = """
 organization:
   name: Fläkten AB
+  tftp_secret_networks: [127.0.0.0/8]  # the lab's TFTP boots come from loopback
   sip_domain: fv.sip.example.net
   timezone: Europe/Stockholm
   vlan: 40
@@ -95,10 +97,6 @@ CONTACTS = [  # the server sorts by name: Z before Å
 ]
 
 
-def make_settings(tmp_path: Path, db: str, **overrides):
-    """As conftest's make_settings (conftest is not importable from a test package)."""
-    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0, "pnp_port": 0,
-                          "data_dir": str(tmp_path / "var"), "db": db, **overrides}, environ={})
 
 
 async def _start(tmp_path, **overrides) -> Server:
@@ -207,7 +205,7 @@ async def test_x3_old_firmware_text_format(org_server, transport):
 # -- identification -----------------------------------------------------------------------------
 
 NO_MODEL = """
-organization: {name: Lärande AB, sip_domain: l.example.net}
+organization: {tftp_secret_networks: [127.0.0.0/8], name: Lärande AB, sip_domain: l.example.net}
 users:
   - {name: Cecilia, number: "+46854689931", extension: "301"}
   - {name: David, number: "+46854689932", extension: "302"}
@@ -344,6 +342,7 @@ async def test_golden_files(tmp_path):
     srv = await _start(tmp_path, public_url="http://prov.example.se/")
     try:
         await _import(srv, ORG)
+        await fix_device_credentials(srv)  # the golden files carry them
         mismatched = []
         async with aiohttp.ClientSession() as http:
             for golden, name, ua in GOLDEN_FILES:

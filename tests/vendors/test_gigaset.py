@@ -29,6 +29,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
+from conftest import fix_device_credentials  # tests/ is on sys.path
 from sqlalchemy import select
 
 from provisioning.model import Device
@@ -43,6 +45,7 @@ N870_MAC, N670_MAC, N510_MAC, P82X_MAC = "7C2F80870001", "589EC6670001", "7C2F80
 ORG = """
 organization:
   name: Gigantisk AB
+  tftp_secret_networks: [127.0.0.0/8]  # the lab's TFTP boots come from loopback
   sip_domain: giga.sip.example.net
   timezone: Europe/Stockholm
   device_admin_password: "Adm1n-Secret!"
@@ -180,7 +183,7 @@ async def test_wrong_mac_case_and_foreign_names_are_not_served(sqlite_server):
 
 
 NO_MODEL = """
-organization: {name: Lärande AB, sip_domain: l.example.net}
+organization: {tftp_secret_networks: [127.0.0.0/8], name: Lärande AB, sip_domain: l.example.net}
 users:
   - {name: Cecilia, number: "+46854689931", extension: "301"}
 phones:
@@ -245,6 +248,7 @@ async def test_golden(golden_server, model, mac, ua):
     sqlite_server = golden_server
     """Byte-for-byte: each device's own file from the fixed organisation above."""
     await _import(sqlite_server)
+    await fix_device_credentials(sqlite_server)  # the golden files carry them
     async with aiohttp.ClientSession() as http:
         async with http.get(_http(sqlite_server) + f"{mac}.xml", headers={"User-Agent": ua}) as resp:
             assert resp.status == 200

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
 from sqlalchemy import select
 
 from provisioning.model import Device
@@ -40,8 +41,8 @@ from provisioning.vendors import BY_NAME
 from provisioning.vendors.base import FileKind
 from provisioning.vendors.grandstream import GS_CET, gs_timezone
 from simulators.grandstream import GrandstreamProfile
-from provisioning.settings import load_settings
 from simulators.phone import Phone
+from conftest import fix_device_credentials, make_settings  # tests/ is on sys.path (rootdir conftest)
 
 GOLDEN = Path(__file__).parent / "golden"
 GS = BY_NAME["grandstream"]
@@ -50,6 +51,7 @@ GXP_MAC, GRP_MAC, HT_MAC = "000b82aabb01", "c074adaabb02", "c074adaabb03"
 ORG = """
 organization:
   name: Strömmen AB
+  tftp_secret_networks: [127.0.0.0/8]  # the lab's TFTP boots come from loopback
   sip_domain: gs.sip.example.net
   timezone: Europe/Stockholm
   vlan: 30
@@ -107,10 +109,6 @@ CONTACTS = [  # the server sorts by name: Z before Å
 ]
 
 
-def make_settings(tmp_path: Path, db: str, **overrides):
-    """As conftest's make_settings (conftest is not importable from a test package)."""
-    return load_settings({"host": "127.0.0.1", "http_port": 0, "api_port": 0, "tftp_port": 0, "pnp_port": 0,
-                          "data_dir": str(tmp_path / "var"), "db": db, **overrides}, environ={})
 
 
 def _free_port() -> int:
@@ -268,7 +266,7 @@ def test_phonebook_file_and_its_parser():
 # -- identification -----------------------------------------------------------------------------
 
 NO_MODEL = """
-organization: {name: Lärande AB, sip_domain: l.example.net}
+organization: {tftp_secret_networks: [127.0.0.0/8], name: Lärande AB, sip_domain: l.example.net}
 users:
   - {name: Cecilia, number: "+46854689931", extension: "301"}
   - {name: David, number: "+46854689932", extension: "302"}
@@ -410,6 +408,7 @@ async def test_golden_files(tmp_path):
     srv = await _start(tmp_path, public_url="http://prov.example.se/")
     try:
         await _import(srv, ORG)
+        await fix_device_credentials(srv)  # the golden files carry them
         mismatched = []
         async with aiohttp.ClientSession() as http:
             for golden, name, ua in GOLDEN_FILES:

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
+from conftest import fix_device_credentials  # tests/ is on sys.path
 from sqlalchemy import select
 
 from provisioning.model import Device
@@ -48,6 +50,7 @@ VVX_UA = "FileTransport PolycomVVX-VVX_450-UA/6.4.0.1234 Type/Application"
 ORG = """
 organization:
   name: Polyfonen AB
+  tftp_secret_networks: [127.0.0.0/8]  # the lab's TFTP boots come from loopback
   sip_domain: poly.sip.example.net
   timezone: Europe/Stockholm
   device_admin_password: "Adm1n-Secret!"
@@ -300,6 +303,7 @@ async def test_golden_vvx450(sqlite_server):
     Parameter names checked against the guides listed in this module's docstring.
     """
     await _import(sqlite_server)
+    await fix_device_credentials(sqlite_server)  # the golden files carry them
     bodies = {}
     for name in (f"{VVX_MAC}-deskprov.cfg", f"{VVX_MAC}-directory.xml"):
         status, bodies[name] = await _get(sqlite_server, name)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
+from conftest import fix_device_credentials  # tests/ is on sys.path
 from sqlalchemy import select
 
 from provisioning.model import Device
@@ -40,6 +42,7 @@ D785_MAC, D320_MAC, M700_MAC = "000413922D24", "000413320001", "000413700001"
 ORG = """
 organization:
   name: Snömakarna AB
+  tftp_secret_networks: [127.0.0.0/8]  # the lab's TFTP boots come from loopback
   sip_domain: snom.sip.example.net
   timezone: Europe/Stockholm
   device_admin_password: "Adm1n-Secret!"
@@ -185,7 +188,7 @@ async def test_wrong_mac_case_and_foreign_names_are_not_served(sqlite_server):
 
 
 NO_MODEL = """
-organization: {name: Lärande AB, sip_domain: l.example.net}
+organization: {tftp_secret_networks: [127.0.0.0/8], name: Lärande AB, sip_domain: l.example.net}
 users:
   - {name: Cecilia, number: "+46854689931", extension: "301"}
   - {name: David, number: "+46854689932", extension: "302"}
@@ -257,6 +260,7 @@ async def test_golden_d785(golden_server):
     sqlite_server = golden_server
     """Byte-for-byte: the D785's settings file from the fixed organisation above."""
     await _import(sqlite_server)
+    await fix_device_credentials(sqlite_server)  # the golden files carry them
     ua = {"User-Agent": f"Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 x {D785_MAC} SXM:1 UXM:0)"}
     async with aiohttp.ClientSession() as http:
         bodies = {}

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
+from conftest import fix_device_credentials  # tests/ is on sys.path
 from sqlalchemy import select
 
 from provisioning.model import Device
@@ -50,6 +52,7 @@ YEALINK = BY_NAME["yealink"]
 ORG = """
 organization:
   name: Exempel AB
+  tftp_secret_networks: [127.0.0.0/8]  # the lab's TFTP boots come from loopback
   sip_domain: exempel.sip.example.net
   timezone: Europe/Stockholm
   vlan: 20
@@ -236,7 +239,7 @@ async def test_w56p_old_firmware_legacy_pair(org_server):
 # -- identification --------------------------------------------------------------------------------
 
 MAC_ONLY = """
-organization: {name: Lärande AB, sip_domain: l.example.net}
+organization: {tftp_secret_networks: [127.0.0.0/8], name: Lärande AB, sip_domain: l.example.net}
 users:
   - {name: Erik, number: "+46854689931"}
 phones:
@@ -322,7 +325,7 @@ async def test_unknown_model_gets_generic_profile(yl_server, caplog):
 ])
 def test_key_the_model_lacks_is_refused_at_import(model, key, problem):
     text = f"""
-organization: {{name: Fel AB, sip_domain: f.example.net}}
+organization: {{tftp_secret_networks: [127.0.0.0/8], name: Fel AB, sip_domain: f.example.net}}
 users: [{{name: Anna, number: "+46854689901"}}, {{name: Bertil, number: "+46854689902"}}]
 phones:
   - {{mac: "80:5E:C0:AA:BB:41", model: Yealink {model}, user: "+46854689901", keys: [{key}]}}
@@ -417,6 +420,7 @@ async def golden_server(make_server):
     """Fixed public URL, so the rendered files do not depend on the test's ports."""
     srv = await make_server(public_url="http://prov.example.se/")
     await _import(srv, ORG)
+    await fix_device_credentials(srv)  # the golden files carry them
     return srv
 
 
