@@ -18,6 +18,7 @@ from typing import Callable
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from provisioning import config_crypto
@@ -68,6 +69,26 @@ _DATABASE_DOWN = (SQLAlchemyError, OSError, TimeoutError)
 
 class BadPath(ValueError):
     """A requested path that no device would ask for (traversal, control bytes, too long)."""
+
+
+class _Raced(SQLAlchemyError):
+    """Another request (a phone fetches several files at once) changed the same device first.
+
+    Read again; after RACE_RETRIES reads it answers like a busy database (503, come back later)."""
+
+
+#: How often a read that lost such a race is done again before the phone is asked to come back.
+RACE_RETRIES = 3
+
+
+async def _commit_device(session: AsyncSession) -> None:
+    """Commit a change a request makes to its device; a concurrent change to the same row (its
+    version moved on) becomes _Raced, so the caller reads the device again instead of failing."""
+    try:
+        await session.commit()
+    except StaleDataError as exc:
+        await session.rollback()
+        raise _Raced() from exc
 
 
 def clean_path(raw: str) -> str:
@@ -355,6 +376,14 @@ class Provisioner:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        for _ in range(RACE_RETRIES - 1):
+            try:
+                return await self._read_access(mac, key)
+            except _Raced:
+                continue
+        return await self._read_access(mac, key)
+
+    async def _read_access(self, mac: str, key) -> DeviceAccess | Refusal:
         async with self.sessions() as session:
             device = await load_device(session, mac)
             deps = {("mac", mac)}
@@ -369,7 +398,7 @@ class Provisioner:
                 # bound before device authentication existed, or by a path that issued none
                 device.http_username, device.http_password = new_credentials(mac)
                 device.credentials_issued_at = self.clock.now()
-                await session.commit()
+                await _commit_device(session)
             org = device.organization
             access = DeviceAccess(
                 mac=mac, device_id=device.id, vendor=device.vendor, username=device.http_username, password=device.http_password,
@@ -390,7 +419,10 @@ class Provisioner:
             current = _aware(device.first_contact_until) if device is not None else None
             if current is not None and (until is None or until < current):
                 device.first_contact_until = until
-                await session.commit()
+                try:
+                    await _commit_device(session)
+                except _Raced:  # another of its requests got there first; the next one tries again
+                    return
                 log.info("%s %s", access.mac, "authenticated: its first-contact window is closed" if until is None
                          else f"fetched its files on first contact: the window ends at {until:%H:%M:%S} UTC")
 
@@ -507,7 +539,10 @@ class Provisioner:
             device = await load_device(session, mac)
             if device is not None and device.config_key == key and device.config_key_delivered_at is None:
                 device.config_key_delivered_at = self.clock.now()
-                await session.commit()
+                try:
+                    await _commit_device(session)
+                except _Raced:  # another of its requests changed it first: the next serve records it
+                    return
                 log.info("config key delivered to %s; its files are served encrypted from now on", mac)
 
     async def _device_snapshot(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str):
@@ -516,7 +551,14 @@ class Provisioner:
         cached = self.cache.get(key)
         if cached is not None:
             return cached, self.cache.deps(key)
-        snapshot, deps, complete = await self._load_snapshot(request, ua, client_ip)
+        for _ in range(RACE_RETRIES - 1):
+            try:
+                snapshot, deps, complete = await self._load_snapshot(request, ua, client_ip)
+                break
+            except _Raced:
+                continue
+        else:
+            snapshot, deps, complete = await self._load_snapshot(request, ua, client_ip)
         if complete:
             # A device whose model is still unknown is read again on its next request: the file
             # names it asks for next (a per-model common file) may yet tell its model.
@@ -546,7 +588,7 @@ class Provisioner:
                 model = plugin.generic_model()
             cipher = plugin.config_cipher(model)
             if config_crypto.prepare(device, cipher):
-                await session.commit()
+                await _commit_device(session)
             snapshot = await build_device_context(session, device, model, self.settings)
             snapshot = config_crypto.with_key(snapshot, device, cipher)
         return snapshot, deps | snapshot.deps, device.model is not None
@@ -563,7 +605,7 @@ class Provisioner:
         device.vendor = plugin.name
         device.model = device.model or (catalogued.name if catalogued else model)
         device.firmware = device.firmware or firmware
-        await session.commit()
+        await _commit_device(session)
         log.info("learnt %s is a %s %s (firmware %s) from its request", device.mac, plugin.display_name,
                  device.model or "of unknown model", device.firmware or "unknown")
 

@@ -432,3 +432,27 @@ async def test_a_phone_boots_with_digest_during_an_attack(make_server):
         assert state.accounts[1].password == SECRETS["anna"] and not state.errors, state.errors
     assert "127.0.0.2" in [source for source, _ in server.provisioner.guard.banned()]
     assert phone.credentials == (anna_user, anna_password)
+
+
+async def test_concurrent_first_requests_of_one_device_all_get_their_file(make_server):
+    """A phone registered by MAC alone asks for several files at once on first contact: each
+    request learns its model, issues its credentials or shortens its window, all on one device
+    row; the one that loses the race reads the device again instead of answering 503."""
+    server = await make_server()
+    await import_org(server, ORG.replace("model: Yealink T46S, user: \"+46854689902\"",
+                                         "user: \"+46854689902\""))
+    async with server.sessions() as session:  # as if bound before device authentication existed
+        device = (await session.execute(select(Device).where(Device.mac == BERTIL_MAC))).scalar_one()
+        assert device.model is None
+        device.http_username = device.http_password = None
+        await session.commit()
+    async with aiohttp.ClientSession() as client:
+        async def fetch(path: str) -> int:
+            async with client.get(f"http://127.0.0.1:{server.http_port}{path}",
+                                  headers={"User-Agent": BERTIL_UA}) as resp:
+                await resp.read()
+                return resp.status
+        statuses = await asyncio.gather(*(fetch(p) for p in [f"/{BERTIL_MAC}.cfg"] * 6))
+    assert statuses == [200] * 6
+    username, password = await credentials(server, BERTIL_MAC)
+    assert username and password
