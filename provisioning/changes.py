@@ -59,9 +59,20 @@ _NOT_RENDERED = {
 }
 
 
+#: Device attributes that decide who may fetch its files but are in none of them: a change drops
+#: only the device's cached access facts (provisioning/serving.py), not the files it was just
+#: served (its first-contact window closing at its first authenticated fetch must not cost a
+#: render).
+_ACCESS_ONLY = {"first_contact_until"}
+
+
+def _changed(obj) -> set[str]:
+    return {attr.key for attr in inspect(obj).attrs if attr.history.has_changes()}
+
+
 def _only_unrendered_changes(obj) -> bool:
     """Whether every modified attribute of a changed object is one no config reads."""
-    changed = {attr.key for attr in inspect(obj).attrs if attr.history.has_changes()}
+    changed = _changed(obj)
     return bool(changed) and changed <= _NOT_RENDERED
 
 
@@ -78,7 +89,10 @@ def deps_of(obj) -> set[Dep]:
     if isinstance(obj, Number):
         return {("number", v) for v in _values(obj, "e164")} | {("user", v) for v in _values(obj, "user_id")}
     if isinstance(obj, Device):
-        return {("device", obj.id)} | {("mac", v) for v in _values(obj, "mac")}
+        changed = _changed(obj)
+        if obj.id is not None and changed and changed <= _NOT_RENDERED | _ACCESS_ONLY and not inspect(obj).pending:
+            return {("access", obj.id)}
+        return {("device", obj.id), ("access", obj.id)} | {("mac", v) for v in _values(obj, "mac")}
     if isinstance(obj, Line):
         return {("device", v) for v in _values(obj, "device_id")} | {("user", v) for v in _values(obj, "user_id")}
     if isinstance(obj, Key):

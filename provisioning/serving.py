@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,7 +29,7 @@ from provisioning.device_auth import (
     Check, DeviceAccess, DigestAuthority, new_credentials, parse_authorization, parse_network_list,
 )
 from provisioning.guard import GuardSettings, SourceGuard, parse_networks
-from provisioning.model import Device
+from provisioning.model import Device, Line, Organization
 from provisioning.render import build_device_context, common_context, load_device
 from provisioning.settings import Settings
 from provisioning.templating import PhoneTemplates
@@ -385,9 +386,15 @@ class Provisioner:
 
     async def _read_access(self, mac: str, key) -> DeviceAccess | Refusal:
         async with self.sessions() as session:
-            device = await load_device(session, mac)
+            # One statement (the file's own render reads the rest): a cold fetch stays cheap
+            bound = select(Line.id).where(Line.device_id == Device.id).exists()
+            row = (await session.execute(
+                select(Device, Organization, bound)
+                .outerjoin(Organization, Device.organization_id == Organization.id)
+                .where(Device.mac == mac))).one_or_none()
+            device, org, has_lines = row if row is not None else (None, None, False)
             deps = {("mac", mac)}
-            if device is None or device.organization is None or not device.lines:
+            if device is None or org is None or not has_lines:
                 refusal = Refusal("unknown MAC", suspicious=True) if device is None \
                     else Refusal("device is not bound to a user")
                 if device is not None:
@@ -399,21 +406,23 @@ class Provisioner:
                 device.http_username, device.http_password = new_credentials(mac)
                 device.credentials_issued_at = self.clock.now()
                 await _commit_device(session)
-            org = device.organization
             access = DeviceAccess(
                 mac=mac, device_id=device.id, vendor=device.vendor, username=device.http_username, password=device.http_password,
                 first_contact_until=_aware(device.first_contact_until),
                 allowed_networks=_networks(org.allowed_networks, closed=True),
                 tftp_secret_networks=_networks(org.tftp_secret_networks),
             )
-            deps |= {("device", device.id), ("org", org.id)}
+            deps |= {("device", device.id), ("access", device.id), ("org", org.id)}
         self.cache.put(key, access, deps)
         return access
 
     async def _shorten_first_contact(self, access: DeviceAccess, until: datetime | None) -> None:
         """Close the device's first-contact window (it has authenticated: None) or end it soon
         (its first boot without credentials has begun). The commit drops the cached access
-        facts here and on every other node."""
+        facts on every other node; here they are replaced at once, so the rest of the boot
+        reads nothing again."""
+        key = ("", access.mac, ACCESS)
+        deps = self.cache.deps(key)
         async with self.sessions() as session:
             device = await session.get(Device, access.device_id)
             current = _aware(device.first_contact_until) if device is not None else None
@@ -423,6 +432,8 @@ class Provisioner:
                     await _commit_device(session)
                 except _Raced:  # another of its requests got there first; the next one tries again
                     return
+                if deps:
+                    self.cache.put(key, replace(access, first_contact_until=until), deps)
                 log.info("%s %s", access.mac, "authenticated: its first-contact window is closed" if until is None
                          else f"fetched its files on first contact: the window ends at {until:%H:%M:%S} UTC")
 

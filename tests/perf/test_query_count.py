@@ -22,7 +22,7 @@ from conftest import import_org  # tests/ is on sys.path (rootdir conftest)
 pytestmark = pytest.mark.timeout(60)
 
 FIRMWARE = "66.86.0.15"
-BACKGROUND = "change_event"  # ChangeFeed.poll; not issued by requests
+BACKGROUND = "change_event|config_fetch"  # ChangeFeed.poll and the fetch audit writer: not issued by requests
 
 
 def mac_of(org: int, phone: int) -> str:
