@@ -21,6 +21,10 @@ from provisioning.vendors import BY_NAME
 from provisioning.vendors.base import PhoneModel, VendorPlugin
 from simulators.phone import PhoneProfile, get_profile_class
 
+#: The office LAN of every organisation here is loopback: TFTP may serve secrets to it (device
+#: authentication serves TFTP clients elsewhere secret-free bootstrap files only).
+TFTP_SECRET_NETWORKS = "127.0.0.0/8"
+
 #: Share of the installed base per vendor (a European hosted-PBX customer base: an assumption,
 #: not a statistic; the point is that every vendor's boot path is exercised in proportion).
 VENDOR_WEIGHTS = {"yealink": 35, "snom": 12, "poly": 10, "cisco": 10, "grandstream": 12, "fanvil": 9,
@@ -81,6 +85,9 @@ class FleetPhone:
     sip_username: str
     sip_password: str
     keys: list[dict] = field(default_factory=list)
+    #: The device's HTTP digest credentials (username, password) as the server issued them: a
+    #: phone provisioned long ago holds them (bench/provisioned.py reads them back).
+    credentials: tuple[str, str] | None = None
 
     def profile(self) -> PhoneProfile:
         return get_profile_class(self.vendor)(self.sim_model, self.mac, self.firmware, **self.kwargs)
@@ -228,7 +235,8 @@ def contact_number(j: int) -> str:
 def org_document(org: Org, *, ntp_server: str | None = None) -> dict[str, Any]:
     """The organisation as an import document (the org YAML format)."""
     organization: dict[str, Any] = {"name": org.name, "sip_domain": org.sip_domain, "timezone": "Europe/Stockholm",
-                                    "device_admin_password": "Bench-Adm1n-Secret"}
+                                    "device_admin_password": "Bench-Adm1n-Secret",
+                                    "tftp_secret_networks": [TFTP_SECRET_NETWORKS]}
     if ntp_server:
         organization["ntp_server"] = ntp_server
     users = [{"name": f"User {u}", "number": user_number(u), "extension": str(1000 + i)}

@@ -20,8 +20,13 @@ from provisioning.serving import Provisioner
 from provisioning.settings import load_settings
 from provisioning.templating import PhoneTemplates
 from provisioning.vendors import BY_NAME
+from simulators.phone import DigestClient
 
 from storm import Boot
+
+
+def _authorization(digest: DigestClient | None, path: str) -> str | None:
+    return digest.authorization("GET", path) if digest is not None else None
 
 
 async def render_throughput(data_dir, boots: list[Boot], public_url: str, *, per_vendor: int = 150,
@@ -36,17 +41,21 @@ async def render_throughput(data_dir, boots: list[Boot], public_url: str, *, per
         for b in boots:
             by_vendor.setdefault(b.phone.vendor, []).append(b)
         for vendor, vendor_boots in sorted(by_vendor.items()):
-            requests = []  # (path, ua, ip): the device files of the sampled phones
+            requests = []  # (path, ua, ip, digest): the device files of the sampled phones
             devices = 0
             for b in vendor_boots[:per_vendor]:
                 mine = []
+                # the phone answers the server's digest challenge, as over HTTP (verifying it is part of serving)
+                digest = DigestClient(*b.phone.credentials) if b.phone.credentials else None
+                if digest is not None:
+                    digest.learn(provisioner.digest.challenge())
                 for e in b.ok_files:
                     if e.transport != "http":
                         continue
                     outcome = await provisioner.fetch(e.path, user_agent=e.user_agent, client_ip=b.phone.ip,
-                                                      transport="bench")
+                                                      transport="bench", authorization=_authorization(digest, e.path))
                     if outcome.file is not None and outcome.mac:
-                        mine.append((e.path, e.user_agent, b.phone.ip))
+                        mine.append((e.path, e.user_agent, b.phone.ip, digest))
                 devices += bool(mine)
                 requests.extend(mine)
             if not requests:
@@ -72,8 +81,9 @@ async def render_throughput(data_dir, boots: list[Boot], public_url: str, *, per
                         template_seconds = 0.0
                         queries.reset()
                         started = time.perf_counter()
-                        for path, ua, ip in requests:
-                            outcome = await provisioner.fetch(path, user_agent=ua, client_ip=ip, transport="bench")
+                        for path, ua, ip, digest in requests:
+                            outcome = await provisioner.fetch(path, user_agent=ua, client_ip=ip, transport="bench",
+                                                              authorization=_authorization(digest, path))
                             assert outcome.file is not None, (vendor, path, outcome.reason)
                         elapsed = time.perf_counter() - started
                         rates.append(len(requests) / elapsed)

@@ -2,7 +2,9 @@
 
 Writes the same rows ``deskprov import`` would (organisations, users with primary numbers,
 devices with their lines and keys, a shared phonebook per organisation granted to everyone),
-with explicit ids into a freshly migrated database.
+with explicit ids into a freshly migrated database. Devices get their HTTP digest credentials
+as the import issues them (the password sealed by the engine's SecretBox), and no first-contact
+window: bench/provisioned.py hands the credentials to the simulated phones.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import time
 from sqlalchemy import insert
 
 from provisioning.db import make_engine, upgrade
+from provisioning.device_auth import new_credentials
 from provisioning.model import (
     Contact, Device, Key, KeyType, Line, Number, NumberRole, Organization, Phonebook, PhonebookMember, User,
 )
 from provisioning.model.base import utcnow
 
-from fleet import CONTACTS, Fleet, contact_number, user_number
+from fleet import CONTACTS, TFTP_SECRET_NETWORKS, Fleet, contact_number, user_number
 
 CHUNK = 20_000
 
@@ -34,7 +37,8 @@ async def bulk_load(db_url: str, fleet: Fleet, secret_box) -> dict:
         for org in fleet.orgs:
             oid = org.index + 1
             orgs.append({"id": oid, "name": org.name, "sip_domain": org.sip_domain, "timezone": "Europe/Stockholm",
-                         "language": "sv", "device_admin_password": "Bench-Adm1n-Secret", "created_at": now,
+                         "language": "sv", "device_admin_password": "Bench-Adm1n-Secret",
+                         "tftp_secret_networks": TFTP_SECRET_NETWORKS, "created_at": now,
                          "updated_at": now})
             for i, u in enumerate(org.users):
                 uid = len(users) + 1
@@ -52,8 +56,10 @@ async def bulk_load(db_url: str, fleet: Fleet, secret_box) -> dict:
                                  "number": contact_number(j), "created_at": now, "updated_at": now})
         for p in fleet.phones:
             did = p.index + 1
+            http_username, http_password = new_credentials(p.mac)  # as the import issues them
             devices.append({"id": did, "mac": p.mac, "organization_id": p.org + 1, "vendor": p.vendor,
-                            "model": p.model.name, "created_at": now, "updated_at": now})
+                            "model": p.model.name, "http_username": http_username, "http_password": http_password,
+                            "credentials_issued_at": now, "created_at": now, "updated_at": now})
             for i, u in enumerate(p.users):
                 password = p.sip_password if i == 0 else f"{p.sip_password}-{i + 1}"
                 lines.append({"id": len(lines) + 1, "device_id": did, "index": i + 1, "user_id": user_id[u],

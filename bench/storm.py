@@ -117,6 +117,7 @@ async def boot_one(phone: FleetPhone, transport: str, http_base: str, tftp_port:
         async with aiohttp.ClientSession(connector=connector, trace_configs=[trace],
                                          timeout=aiohttp.ClientTimeout(total=timeout)) as session:
             sim = Phone(phone.profile(), session=session, tftp_timeout=1.0, tftp_retries=5)
+            sim.credentials = phone.credentials  # provisioned before the power cut: answers challenges
             if transport == "tftp":
                 state = await sim.boot_tftp("127.0.0.1", tftp_port)
             else:
