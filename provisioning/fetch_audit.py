@@ -168,11 +168,14 @@ class FetchAudit:
             return 0
         macs = {r["mac"] for r in rows if r["mac"]}
         try:
+            # Read, then write in a transaction whose first statement writes (on SQLite, one that
+            # read first fails at once if another connection committed in between).
             async with self._sessions() as session:
                 orgs = dict((await session.execute(
                     select(Device.mac, Device.organization_id).where(Device.mac.in_(macs)))).all()) if macs else {}
-                for row in rows:
-                    row["organization_id"] = orgs.get(row["mac"]) if row["mac"] else None
+            for row in rows:
+                row["organization_id"] = orgs.get(row["mac"]) if row["mac"] else None
+            async with self._sessions() as session:
                 await session.execute(insert(ConfigFetch), rows)
                 await session.commit()
         except Exception:

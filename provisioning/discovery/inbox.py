@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from provisioning.device_auth import open_first_contact
@@ -78,27 +78,41 @@ class Inbox:
         self._pending[sighting.mac] = (sighting, user_agent, utcnow())
 
     async def flush(self) -> int:
-        """Write the buffered sightings; returns how many MACs were written."""
+        """Write the buffered sightings; returns how many MACs were written.
+
+        Read first, then write in a transaction of its own whose first statement writes: on
+        SQLite a transaction that reads and then writes fails at once ("database is locked",
+        whatever the busy timeout) when another connection committed in between, which in a
+        boot storm is always."""
         if not self._pending:
             return 0
         batch, self._pending = self._pending, {}
         async with self._sessions() as session:
-            rows = {r.mac: r for r in (await session.execute(
+            known = {r.mac: r for r in (await session.execute(
                 select(Sighting).where(Sighting.mac.in_(list(batch))))).scalars()}
-            for mac, (seen, user_agent, at) in batch.items():
-                row = rows.get(mac)
-                if row is None:
-                    row = Sighting(mac=mac, first_seen_at=at, times_seen=0, how=seen.how)
-                    session.add(row)
-                row.last_seen_at = at
-                row.how = seen.how
-                row.ip = seen.ip
-                row.times_seen += 1
-                row.sip_port = seen.port if seen.how == "pnp" and seen.port else row.sip_port
-                row.vendor = seen.vendor or row.vendor or vendor_for_mac(mac)
-                row.model = seen.model or row.model
-                row.firmware = seen.firmware or row.firmware
-                row.user_agent = (user_agent or row.user_agent or "")[:512] or None
+        inserts, updates = [], []
+        for mac, (seen, user_agent, at) in batch.items():
+            row = known.get(mac)
+            values = {
+                "last_seen_at": at, "how": seen.how, "ip": seen.ip,
+                "times_seen": (row.times_seen if row else 0) + 1,
+                "sip_port": seen.port if seen.how == "pnp" and seen.port else (row.sip_port if row else None),
+                "vendor": seen.vendor or (row.vendor if row else None) or vendor_for_mac(mac),
+                "model": seen.model or (row.model if row else None),
+                "firmware": seen.firmware or (row.firmware if row else None),
+                "user_agent": (user_agent or (row.user_agent if row else None) or "")[:512] or None,
+            }
+            if row is None:
+                inserts.append({"mac": mac, "first_seen_at": at, **values})
+            else:
+                updates.append({"b_mac": mac, **values})
+        async with self._sessions() as session:
+            if updates:
+                await session.execute(
+                    update(Sighting).where(Sighting.mac == bindparam("b_mac")).execution_options(synchronize_session=None),
+                    updates)
+            if inserts:
+                await session.execute(insert(Sighting), inserts)
             await session.commit()
         return len(batch)
 
