@@ -108,9 +108,8 @@ class Inbox:
                 updates.append({"b_mac": mac, **values})
         async with self._sessions() as session:
             if updates:
-                await session.execute(
-                    update(Sighting).where(Sighting.mac == bindparam("b_mac")).execution_options(synchronize_session=None),
-                    updates)
+                table = Sighting.__table__  # Core executemany: one UPDATE per row, keyed by MAC
+                await session.execute(update(table).where(table.c.mac == bindparam("b_mac")), updates)
             if inserts:
                 await session.execute(insert(Sighting), inserts)
             await session.commit()
