@@ -40,6 +40,8 @@ from provisioning.tftp import TftpService, TftpUnavailable
 from provisioning.vendors import BY_NAME
 
 log = logging.getLogger("deskprov.server")
+#: How long a stopping server waits for its last buffered writes (sightings, fetch audit).
+STOP_WRITE_SECONDS = 5
 
 AdminAppFactory = Callable[["Server"], web.Application]
 #: Devices whose last sighting is kept for reuse (a fleet; emptied when full, so a scan of
@@ -263,8 +265,15 @@ class Server:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        await self.inbox.stop()  # after the listeners: their last sightings are written too
-        await self.fetch_audit.stop()
+        # After the listeners, so their last sightings and fetches are written too; bounded, so
+        # a server stopping while its database is gone still stops.
+        for last_writes in (self.inbox.stop, self.fetch_audit.stop):
+            try:
+                async with asyncio.timeout(STOP_WRITE_SECONDS):
+                    await last_writes()
+            except TimeoutError:
+                log.warning("stopping: the last buffered writes did not reach the database within %d s",
+                            STOP_WRITE_SECONDS)
         await self.feed.stop()
         await self.engine.dispose()
 

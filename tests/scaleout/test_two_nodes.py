@@ -42,7 +42,7 @@ async def propagation_seconds(node_a, node_b, label: str) -> float:
     return time.monotonic() - committed
 
 
-async def test_a_change_on_node_a_is_served_by_node_b_within_a_second(make_server, postgres_url):
+async def test_a_change_on_node_a_is_served_by_node_b_within_a_second(postgres_url, make_server):
     node_a = await make_server(db=postgres_url)
     node_b = await make_server(db=postgres_url)
     await import_org(node_a, EXAMPLE)
@@ -57,7 +57,7 @@ async def test_a_change_on_node_a_is_served_by_node_b_within_a_second(make_serve
     assert "linekey.2.label = Bertil Berg" in await fetch(node_a)
 
 
-async def test_notify_wakes_the_other_node_in_tens_of_milliseconds(make_server, postgres_url):
+async def test_notify_wakes_the_other_node_in_tens_of_milliseconds(postgres_url, make_server):
     node_a = await make_server(db=postgres_url)
     node_b = await make_server(db=postgres_url)
     assert node_b.feed.notifications is not None and node_b.feed.notifications.listening.is_set()
@@ -73,7 +73,7 @@ async def test_notify_wakes_the_other_node_in_tens_of_milliseconds(make_server, 
     assert statistics.median(seconds) < 0.2, seconds  # typically 5-30 ms on loopback
 
 
-async def test_the_listener_reconnects_when_postgresql_drops_it(make_server, postgres_url):
+async def test_the_listener_reconnects_when_postgresql_drops_it(postgres_url, make_server):
     node_a = await make_server(db=postgres_url)
     node_b = await make_server(db=postgres_url)
     listener = node_b.feed.notifications

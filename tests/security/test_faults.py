@@ -89,7 +89,7 @@ async def bring_database_back(name: str) -> None:
 # The database goes away / hangs
 # --------------------------------------------------------------------------------------------
 
-async def test_database_gone_cached_configs_keep_flowing_and_misses_get_503(make_server, postgres_url, caplog):
+async def test_database_gone_cached_configs_keep_flowing_and_misses_get_503(postgres_url, make_server, caplog):
     server = await make_server(db=postgres_url)
     await import_org(server, WITH_BERTIL)
     port, name = server.http_port, postgres_url.rsplit("/", 1)[1]
@@ -142,7 +142,7 @@ async def test_database_gone_cached_configs_keep_flowing_and_misses_get_503(make
     assert b"Anna Andersson-Berg" in body
 
 
-async def test_database_hung_gives_503_within_the_timeout(make_server, postgres_url, monkeypatch):
+async def test_database_hung_gives_503_within_the_timeout(postgres_url, make_server, monkeypatch):
     """A database that accepts connections but never answers (here: a lock the device table waits
     on) must not hold phones forever; cached files keep flowing."""
     monkeypatch.setattr(serving, "DATABASE_TIMEOUT", 1.0)
