@@ -22,7 +22,9 @@ from conftest import import_org  # tests/ is on sys.path (rootdir conftest)
 pytestmark = pytest.mark.timeout(60)
 
 FIRMWARE = "66.86.0.15"
-BACKGROUND = "change_event|config_fetch"  # ChangeFeed.poll and the fetch audit writer: not issued by requests
+#: Statements of background jobs, not of requests: ChangeFeed.poll, the fetch audit writer (its
+#: insert and its organisation lookup) and the inbox's sighting flush.
+BACKGROUND = r"change_event|config_fetch|sighting|SELECT device\.mac, device\.organization_id\s+FROM device"
 
 
 def mac_of(org: int, phone: int) -> str:
