@@ -35,6 +35,9 @@ ENTRY_OVERHEAD = 400
 #: memory and makes every full garbage collection walk it (pauses of hundreds of ms at 10k
 #: devices). Unpacking it again (on a miss of one of the device's other files) takes ~0.1 ms.
 PACK_MIN_BYTES = 1024
+#: Invalidated dependencies remembered for ``put(since=...)``; past this they are forgotten at
+#: once and a read that began before is simply not kept (rendered again on its next request).
+MAX_CHANGED_DEPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,13 @@ class ConfigCache:
         self.misses = 0
         self.invalidations = 0
         self.evictions = 0
+        #: counts invalidations: a reader notes it before reading the database (``epoch``) and
+        #: passes it to ``put`` as ``since``; an entry whose dependencies changed while it was
+        #: being read is then served but not kept
+        self.epoch = 0
+        self._changed_at: dict[Dep, int] = {}
+        #: epochs at or before this one are forgotten (``_changed_at`` is bounded)
+        self._forgotten = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -133,9 +143,14 @@ class ConfigCache:
     def deps(self, key: CacheKey) -> frozenset[Dep]:
         return self._deps_of.get(key, frozenset())
 
-    def put(self, key: CacheKey, entry: object, deps: Iterable[Dep]) -> None:
-        self._drop(key)
+    def put(self, key: CacheKey, entry: object, deps: Iterable[Dep], since: int | None = None) -> None:
+        """Keep ``entry``; with ``since`` (the ``epoch`` before its data was read) only if none of
+        ``deps`` was invalidated since: a render racing a change must not outlive the change."""
         deps = frozenset(deps)
+        if since is not None and since < self.epoch and self._changed_since(deps, since):
+            self._drop(key)
+            return
+        self._drop(key)
         entry, size = _pack(entry)
         cost = ENTRY_OVERHEAD + 64 * len(deps) + size
         if cost > self.max_bytes:
@@ -169,14 +184,29 @@ class ConfigCache:
         """Drop every entry rendered from any of ``deps``; returns their keys (which devices'
         files changed: the resync scheduler notifies those devices)."""
         dropped = []
+        self.epoch += 1
         for dep in deps:
+            self._changed_at[dep] = self.epoch
             for key in list(self._by_dep.get(dep, ())):
                 self._drop(key)
                 dropped.append(key)
         self.invalidations += len(dropped)
+        if len(self._changed_at) > MAX_CHANGED_DEPS:
+            self._forget_changes()
         return dropped
 
+    def _changed_since(self, deps: frozenset[Dep], since: int) -> bool:
+        if since < self._forgotten:
+            return True  # too old to tell: assume it changed
+        return any(self._changed_at.get(dep, 0) > since for dep in deps)
+
+    def _forget_changes(self) -> None:
+        self._changed_at.clear()
+        self._forgotten = self.epoch
+
     def clear(self) -> None:
+        self.epoch += 1
+        self._forget_changes()
         self.invalidations += len(self._entries)
         self._entries.clear()
         self._negative.clear()

@@ -158,6 +158,13 @@ def ensure_key(device: "Device", cipher: ConfigCipher) -> bool:
     return True
 
 
+def must_change(device: "Device", cipher: ConfigCipher | None) -> bool:
+    """Whether ``prepare`` would change the device (without changing it)."""
+    if cipher is not None and wanted(device):
+        return device.config_key is None or not cipher.valid_key(device.config_key)
+    return device.config_key_delivered_at is not None
+
+
 def prepare(device: "Device", cipher: ConfigCipher | None) -> bool:
     """Bring the device's key state in line with its switch; True when the caller must commit.
 

@@ -36,17 +36,57 @@ def common_context(settings: Settings) -> CommonContext:
     )
 
 
+_DEVICE_GRAPH = (
+    selectinload(Device.organization),
+    selectinload(Device.lines).selectinload(Line.user).selectinload(User.numbers),
+    selectinload(Device.keys),
+)
+
+
 async def load_device(session: AsyncSession, mac: str) -> Device | None:
     """The device with everything its files need, in a fixed number of queries."""
-    return (await session.execute(
-        select(Device)
-        .where(Device.mac == mac)
-        .options(
-            selectinload(Device.organization),
-            selectinload(Device.lines).selectinload(Line.user).selectinload(User.numbers),
-            selectinload(Device.keys),
-        )
-    )).scalar_one_or_none()
+    return (await session.execute(select(Device).where(Device.mac == mac).options(*_DEVICE_GRAPH))).scalar_one_or_none()
+
+
+async def load_devices(session: AsyncSession, macs: list[str]) -> dict[str, Device]:
+    """Many devices with everything their files need, in the same fixed number of queries as one."""
+    rows = (await session.execute(select(Device).where(Device.mac.in_(macs)).options(*_DEVICE_GRAPH))).scalars()
+    return {device.mac: device for device in rows}
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a device's files need beyond its own rows: the colleagues its keys watch or dial
+    (by number) and the contacts of its users' phonebooks (with the phonebook each came from)."""
+
+    users_by_number: dict[str, User]
+    contacts: list[tuple[Contact, int]]
+
+
+async def load_extras(session: AsyncSession, devices: list[Device]) -> dict[int, Extras]:
+    """Extras of many devices (bound ones: with an organisation), two queries in all."""
+    targets = {(d.organization_id, k.target) for d in devices for k in d.keys
+               if k.target and k.type in (KeyType.blf, KeyType.speed_dial)}
+    colleagues: dict[tuple[int, str], User] = {}
+    if targets:
+        rows = await session.execute(
+            select(Number.organization_id, Number.e164, User).join(User, Number.user_id == User.id)
+            .where(Number.e164.in_({e164 for _, e164 in targets}),
+                   Number.organization_id.in_({org for org, _ in targets})))
+        colleagues = {(org, e164): user for org, e164, user in rows.all() if (org, e164) in targets}
+    user_ids = {line.user_id for d in devices for line in d.lines}
+    books: dict[int, list[tuple[Contact, int]]] = {}
+    if user_ids:
+        rows = await session.execute(
+            select(Contact, PhonebookMember.phonebook_id, PhonebookMember.user_id)
+            .join(PhonebookMember, PhonebookMember.phonebook_id == Contact.phonebook_id)
+            .where(PhonebookMember.user_id.in_(user_ids)))
+        for contact, phonebook_id, user_id in rows.all():
+            books.setdefault(user_id, []).append((contact, phonebook_id))
+    return {d.id: Extras(
+        users_by_number={e164: user for (org, e164), user in colleagues.items() if org == d.organization_id},
+        contacts=[row for line in d.lines for row in books.get(line.user_id, ())],
+    ) for d in devices}
 
 
 def primary_number(user: User) -> str | None:
@@ -64,6 +104,12 @@ class DeviceSnapshot:
 
 async def build_device_context(session: AsyncSession, device: Device, model: PhoneModel,
                                settings: Settings) -> DeviceSnapshot:
+    extras = await load_extras(session, [device])
+    return device_snapshot(device, model, settings, extras[device.id])
+
+
+def device_snapshot(device: Device, model: PhoneModel, settings: Settings, extras: Extras) -> DeviceSnapshot:
+    """The vendor-neutral context of a loaded, bound device (no database access)."""
     org = device.organization
     deps: set[Dep] = {("device", device.id), ("mac", device.mac), ("org", org.id)}
     lines = []
@@ -85,16 +131,8 @@ async def build_device_context(session: AsyncSession, device: Device, model: Pho
             voicemail_number=org.voicemail_number,
         ))
 
-    targets = {k.target for k in device.keys if k.target and k.type in (KeyType.blf, KeyType.speed_dial)}
-    users_by_number: dict[str, User] = {}
-    if targets:
-        rows = await session.execute(
-            select(Number.e164, User).join(User, Number.user_id == User.id)
-            .where(Number.e164.in_(targets), Number.organization_id == org.id)
-        )
-        users_by_number = {e164: user for e164, user in rows.all()}
-    keys = tuple(_key_context(key, users_by_number, org, deps) for key in device.keys)
-    contacts = await _contacts(session, [line.user_id for line in device.lines], deps)
+    keys = tuple(_key_context(key, extras.users_by_number, org, deps) for key in device.keys)
+    contacts = _contacts(extras.contacts, deps)
 
     common = vars(common_context(settings)) | {"timezone": org.timezone, "language": org.language}
     if org.ntp_server:
@@ -115,15 +153,8 @@ async def build_device_context(session: AsyncSession, device: Device, model: Pho
     return DeviceSnapshot(context, frozenset(deps))
 
 
-async def _contacts(session: AsyncSession, user_ids: list[int], deps: set[Dep]) -> tuple[ContactContext, ...]:
+def _contacts(rows: list[tuple[Contact, int]], deps: set[Dep]) -> tuple[ContactContext, ...]:
     """Contacts of every phonebook granted to a user on the device, each person once, by name."""
-    if not user_ids:
-        return ()
-    rows = (await session.execute(
-        select(Contact, PhonebookMember.phonebook_id)
-        .join(PhonebookMember, PhonebookMember.phonebook_id == Contact.phonebook_id)
-        .where(PhonebookMember.user_id.in_(user_ids))
-    )).all()
     seen: dict[tuple[str, str], ContactContext] = {}
     for contact, phonebook_id in rows:
         deps.add(("phonebook", phonebook_id))

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,8 +28,9 @@ from provisioning.device_auth import (
     Check, DeviceAccess, DigestAuthority, new_credentials, parse_authorization, parse_network_list,
 )
 from provisioning.guard import GuardSettings, SourceGuard, parse_networks
-from provisioning.model import Device, Line, Organization
-from provisioning.render import build_device_context, common_context, load_device
+from provisioning.model import Device
+from provisioning.device_loader import DeviceLoader
+from provisioning.render import build_device_context, common_context, device_snapshot, load_device
 from provisioning.settings import Settings
 from provisioning.templating import PhoneTemplates
 from provisioning.uploads import UploadError, UploadStore
@@ -181,6 +181,8 @@ class Provisioner:
         self.fetch_observers: list[Callable[[FetchRecord], None]] = []
         self.clock: Clock = SystemClock()
         self.digest = DigestAuthority(_nonce_key_of(sessions))
+        self.loader = DeviceLoader(sessions, lambda: self.cache.epoch, timeout=DATABASE_TIMEOUT,
+                                   parallel=_parallel_reads(sessions))
         self.guard = SourceGuard(GuardSettings(
             refusal_burst=settings.guard_refusal_burst, refusal_window=settings.guard_refusal_window,
             ban_seconds=settings.guard_ban_seconds,
@@ -228,11 +230,11 @@ class Provisioner:
         key = ("", chosen.mac, VENDOR)
         vendor = self.cache.get(key)
         if vendor is None:
-            async with self.sessions() as session:
-                device = await load_device(session, chosen.mac)
+            loaded = await self.loader.load(chosen.mac)
+            device = loaded.device
             vendor = Refusal("unknown") if device is None or device.vendor is None else device.vendor
             deps = {("mac", chosen.mac)} | ({("device", device.id)} if device is not None else set())
-            self.cache.put(key, vendor, deps)
+            self.cache.put(key, vendor, deps, since=loaded.epoch)
         return next((c for c in candidates if c.vendor == vendor), chosen)
 
     # -- serving -------------------------------------------------------------------------------
@@ -385,36 +387,42 @@ class Provisioner:
         return await self._read_access(mac, key)
 
     async def _read_access(self, mac: str, key) -> DeviceAccess | Refusal:
+        # Read with the device's render data (one batched read serves both, and a storm's devices)
+        loaded = await self.loader.load(mac)
+        device = loaded.device
+        deps = {("mac", mac)}
+        if device is None or device.organization is None or not device.lines:
+            refusal = Refusal("unknown MAC", suspicious=True) if device is None \
+                else Refusal("device is not bound to a user")
+            if device is not None:
+                deps.add(("device", device.id))
+            self.cache.put(key, refusal, deps, since=loaded.epoch)
+            return refusal
+        username, password = device.http_username, device.http_password
+        if not username or not password:
+            # bound before device authentication existed, or by a path that issued none
+            username, password = await self._issue_credentials(device.id)
+        org = device.organization
+        access = DeviceAccess(
+            mac=mac, device_id=device.id, vendor=device.vendor, username=username, password=password,
+            first_contact_until=_aware(device.first_contact_until),
+            allowed_networks=_networks(org.allowed_networks, closed=True),
+            tftp_secret_networks=_networks(org.tftp_secret_networks),
+        )
+        deps |= {("device", device.id), ("access", device.id), ("org", org.id)}
+        self.cache.put(key, access, deps, since=loaded.epoch)
+        return access
+
+    async def _issue_credentials(self, device_id: int) -> tuple[str, str]:
         async with self.sessions() as session:
-            # One statement (the file's own render reads the rest): a cold fetch stays cheap
-            bound = select(Line.id).where(Line.device_id == Device.id).exists()
-            row = (await session.execute(
-                select(Device, Organization, bound)
-                .outerjoin(Organization, Device.organization_id == Organization.id)
-                .where(Device.mac == mac))).one_or_none()
-            device, org, has_lines = row if row is not None else (None, None, False)
-            deps = {("mac", mac)}
-            if device is None or org is None or not has_lines:
-                refusal = Refusal("unknown MAC", suspicious=True) if device is None \
-                    else Refusal("device is not bound to a user")
-                if device is not None:
-                    deps.add(("device", device.id))
-                self.cache.put(key, refusal, deps)
-                return refusal
+            device = await session.get(Device, device_id)
+            if device is None:  # deleted meanwhile: read it again
+                raise _Raced()
             if not device.http_username or not device.http_password:
-                # bound before device authentication existed, or by a path that issued none
-                device.http_username, device.http_password = new_credentials(mac)
+                device.http_username, device.http_password = new_credentials(device.mac)
                 device.credentials_issued_at = self.clock.now()
                 await _commit_device(session)
-            access = DeviceAccess(
-                mac=mac, device_id=device.id, vendor=device.vendor, username=device.http_username, password=device.http_password,
-                first_contact_until=_aware(device.first_contact_until),
-                allowed_networks=_networks(org.allowed_networks, closed=True),
-                tftp_secret_networks=_networks(org.tftp_secret_networks),
-            )
-            deps |= {("device", device.id), ("access", device.id), ("org", org.id)}
-        self.cache.put(key, access, deps)
-        return access
+            return device.http_username, device.http_password
 
     async def _shorten_first_contact(self, access: DeviceAccess, until: datetime | None) -> None:
         """Close the device's first-contact window (it has authenticated: None) or end it soon
@@ -443,7 +451,7 @@ class Provisioner:
         key = (request.vendor, request.mac, request.name + BOOTSTRAP)
         entry = self.cache.get(key)
         if entry is None:
-            snapshot, deps = await self._device_snapshot(request, ua, client_ip)
+            snapshot, deps, since = await self._device_snapshot(request, ua, client_ip)
             if isinstance(snapshot, Refusal):
                 entry = snapshot
             else:
@@ -451,7 +459,7 @@ class Provisioner:
                 body = plugin.render_bootstrap(request, snapshot.context, self.templates)
                 entry = Refusal("no secret-free file for an unauthenticated request") if body is None \
                     else RenderedFile.of(body, plugin.content_type(request))
-            self.cache.put(key, entry, deps)
+            self.cache.put(key, entry, deps, since=since)
         return self._outcome(entry, request)
 
     async def store(self, raw_path: str, data: bytes, *, user_agent: str | None, client_ip: str) -> Outcome:
@@ -520,10 +528,10 @@ class Provisioner:
         key = (request.vendor, request.mac, request.name)
         entry = self.cache.get(key)  # plain files; a device's encrypted ones are cached apart
         if entry is None:
-            snapshot, deps = await self._device_snapshot(request, ua, client_ip)
+            snapshot, deps, since = await self._device_snapshot(request, ua, client_ip)
             if isinstance(snapshot, Refusal):
                 entry = snapshot
-                self.cache.put(key, entry, deps)
+                self.cache.put(key, entry, deps, since=since)
             else:
                 plugin = BY_NAME[request.vendor]
                 ctx = snapshot.context
@@ -538,7 +546,7 @@ class Provisioner:
                     content_type = "application/octet-stream" if sealed else plugin.content_type(request)
                     entry = Refusal("no such file for this device") if body is None \
                         else RenderedFile.of(body, content_type)
-                    self.cache.put(key, entry, deps)
+                    self.cache.put(key, entry, deps, since=since)
                 if isinstance(entry, RenderedFile) and config_crypto.delivers_key(plugin, request, ctx):
                     await self._config_key_delivered(request.mac, ctx.config_key)
         return self._outcome(entry, request)
@@ -557,52 +565,74 @@ class Provisioner:
                 log.info("config key delivered to %s; its files are served encrypted from now on", mac)
 
     async def _device_snapshot(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str):
-        """What a device's files are rendered from, read once and shared by all its files."""
+        """What a device's files are rendered from, read once and shared by all its files:
+        (snapshot or refusal, its dependencies, the cache epoch it was read at)."""
         key = (request.vendor, request.mac, SNAPSHOT)
         cached = self.cache.get(key)
         if cached is not None:
-            return cached, self.cache.deps(key)
+            return cached, self.cache.deps(key), self.cache.epoch
         for _ in range(RACE_RETRIES - 1):
             try:
-                snapshot, deps, complete = await self._load_snapshot(request, ua, client_ip)
+                snapshot, deps, complete, since = await self._load_snapshot(request, ua, client_ip)
                 break
             except _Raced:
                 continue
         else:
-            snapshot, deps, complete = await self._load_snapshot(request, ua, client_ip)
+            snapshot, deps, complete, since = await self._load_snapshot(request, ua, client_ip)
         if complete:
             # A device whose model is still unknown is read again on its next request: the file
             # names it asks for next (a per-model common file) may yet tell its model.
-            self.cache.put(key, snapshot, deps)
-        return snapshot, deps
+            self.cache.put(key, snapshot, deps, since=since)
+        return snapshot, deps, since
 
     async def _load_snapshot(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str):
-        """(snapshot or refusal, dependencies, whether it is final enough to cache)."""
+        """(snapshot or refusal, dependencies, whether it is final enough to cache, the cache
+        epoch its read began at). From the batched read; a device that must change first (its
+        model to learn, a config key to make) is read again and changed in a session of its own."""
+        loaded = await self.loader.load(request.mac)
+        device, plugin = loaded.device, BY_NAME[request.vendor]
+        deps = {("mac", request.mac)} | ({("device", device.id)} if device is not None else set())
+        refusal = _unservable(device, plugin)
+        if refusal is not None:
+            return refusal, deps, True, loaded.epoch
+        if device.vendor is not None and device.model is not None:
+            model = self._model(plugin, device)
+            cipher = plugin.config_cipher(model)
+            if not config_crypto.must_change(device, cipher):
+                snapshot = config_crypto.with_key(device_snapshot(device, model, self.settings, loaded.extras),
+                                                  device, cipher)
+                return snapshot, deps | snapshot.deps, True, loaded.epoch
+        return await self._change_and_load_snapshot(request, ua, client_ip)
+
+    async def _change_and_load_snapshot(self, request: FileRequest, ua: UserAgentInfo | None, client_ip: str):
         mac = request.mac
         deps = {("mac", mac)}
+        since = self.cache.epoch
         async with self.sessions() as session:
             device = await load_device(session, mac)
-            if device is None:
-                return Refusal("unknown MAC", suspicious=True), deps, True
-            deps.add(("device", device.id))
-            if device.organization is None or not device.lines:
-                return Refusal("device is not bound to a user"), deps, True
             plugin = BY_NAME[request.vendor]
-            if device.vendor and device.vendor != plugin.name:
-                return Refusal(f"device is a {device.vendor}, not a {plugin.name}"), deps, True
+            deps |= {("device", device.id)} if device is not None else set()
+            refusal = _unservable(device, plugin)
+            if refusal is not None:
+                return refusal, deps, True, since
             if device.vendor is None or device.model is None:
                 await self._learn(session, device, plugin, ua, client_ip)
-            model = plugin.find_model(device.model)
-            if model is None:
-                log.warning("%s %s: unknown model %r, serving the generic %s profile", plugin.display_name,
-                            mac, device.model, plugin.display_name)
-                model = plugin.generic_model()
+            model = self._model(plugin, device)
             cipher = plugin.config_cipher(model)
             if config_crypto.prepare(device, cipher):
                 await _commit_device(session)
             snapshot = await build_device_context(session, device, model, self.settings)
             snapshot = config_crypto.with_key(snapshot, device, cipher)
-        return snapshot, deps | snapshot.deps, device.model is not None
+        return snapshot, deps | snapshot.deps, device.model is not None, since
+
+    @staticmethod
+    def _model(plugin: VendorPlugin, device: Device):
+        model = plugin.find_model(device.model)
+        if model is None:
+            log.warning("%s %s: unknown model %r, serving the generic %s profile", plugin.display_name,
+                        device.mac, device.model, plugin.display_name)
+            model = plugin.generic_model()
+        return model
 
     async def _learn(self, session: AsyncSession, device, plugin: VendorPlugin, ua: UserAgentInfo | None,
                      client_ip: str) -> None:
@@ -639,6 +669,24 @@ class Provisioner:
         if candidate.is_relative_to(self._static_root) and candidate.is_file() and os.access(candidate, os.R_OK):
             return Outcome(static_path=candidate)
         return Outcome(reason="no such file")
+
+
+def _unservable(device: Device | None, plugin: VendorPlugin) -> Refusal | None:
+    """Why this device gets no files from this vendor's plugin, if it gets none."""
+    if device is None:
+        return Refusal("unknown MAC", suspicious=True)
+    if device.organization is None or not device.lines:
+        return Refusal("device is not bound to a user")
+    if device.vendor and device.vendor != plugin.name:
+        return Refusal(f"device is a {device.vendor}, not a {plugin.name}")
+    return None
+
+
+def _parallel_reads(sessions) -> int:
+    """Batched device reads at once: one on SQLite (a single writer; reads gain nothing from
+    queueing on more threads), a few on PostgreSQL (its pool serves them side by side)."""
+    bind = getattr(sessions, "kw", {}).get("bind")
+    return 1 if bind is None or bind.dialect.name == "sqlite" else 4
 
 
 @dataclass(frozen=True)
