@@ -119,3 +119,27 @@ def test_big_renderer_state_is_kept_compressed_and_comes_back_equal():
     cache.put(("yealink", "m", "\x00snapshot"), snapshot, {("device", 1)})
     assert cache.get(("yealink", "m", "\x00snapshot")) == snapshot
     assert cache.bytes < estimate_size(snapshot) / 3
+
+
+def test_an_entry_read_before_a_change_to_what_it_depends_on_is_not_kept(monkeypatch):
+    """A render that began before a change and finishes after it (a slow read during a storm)
+    is served but not kept: otherwise the old bytes would stay until the next change."""
+    cache = ConfigCache()
+    since = cache.epoch
+    cache.invalidate({("user", 1)})                       # the change lands during the read
+    cache.put(("v", "m1", "a.cfg"), _file(1), {("device", 1), ("user", 1)}, since=since)
+    assert cache.get(("v", "m1", "a.cfg")) is None
+    cache.put(("v", "m2", "b.cfg"), _file(2), {("device", 2), ("user", 2)}, since=since)  # unrelated
+    assert cache.get(("v", "m2", "b.cfg")) is not None
+    cache.put(("v", "m1", "a.cfg"), _file(1), {("device", 1), ("user", 1)}, since=cache.epoch)  # read afresh
+    assert cache.get(("v", "m1", "a.cfg")) is not None
+    # Past its memory of changes the cache cannot tell: a read from before then is not kept.
+    monkeypatch.setattr("provisioning.cache.MAX_CHANGED_DEPS", 3)
+    old = cache.epoch
+    cache.invalidate({("user", n) for n in range(10, 15)})
+    cache.put(("v", "m3", "c.cfg"), _file(3), {("device", 3)}, since=old)
+    assert cache.get(("v", "m3", "c.cfg")) is None
+    cache.clear()
+    cache.put(("v", "m3", "c.cfg"), _file(3), {("device", 3)}, since=old)
+    assert cache.get(("v", "m3", "c.cfg")) is None
+    _check_bookkeeping(cache)
