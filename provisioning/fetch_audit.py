@@ -8,7 +8,11 @@ background task writes the pending rows in one batch per ``interval``.
 Why the buffer is shaped like this: a MAC scan sends thousands of refusals a second, and the
 audit must neither turn that into a write per guess nor grow without limit.
 
-* Requests that were served, or that name a device, are kept row by row (up to the bound).
+* Requests that were served, or that name a device, are kept row by row (up to the bound),
+  except that a source fetching the same file again and again (a phone in a reboot loop, a
+  load test, stolen credentials used to hammer) has only its first ``repeats_per_file`` fetches
+  of that file per ``window`` kept row by row; the rest become one summary row with the count
+  (path and MAC kept), as refusals do. A real boot fetches each file once.
 * Refusals are kept row by row only for the first ``refusals_per_source`` of each source per
   ``window`` (a minute); the rest of that source's refusals are counted and written as **one
   summary row** per (source, status) when the window ends (``path`` "*", reason "N more refusals
@@ -45,6 +49,8 @@ REFUSALS_PER_SOURCE = 20
 WINDOW = 60.0
 #: Sources whose extra refusals are summarised per window, at most.
 MAX_SOURCES = 5_000
+#: Fetches of one file by one source kept row by row per window; the rest become a summary row.
+REPEATS_PER_FILE = 5
 #: How often old rows are deleted (seconds).
 PRUNE_EVERY = 3600.0
 #: Rows deleted per statement when pruning (keeps each transaction short).
@@ -72,13 +78,14 @@ class FetchAudit:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, now: Callable[[], datetime] = _utcnow,
                  retention_days: int = 90, interval: float = 1.0, max_pending: int = MAX_PENDING,
                  refusals_per_source: int = REFUSALS_PER_SOURCE, max_sources: int = MAX_SOURCES,
-                 window: float = WINDOW, prune: bool = True) -> None:
+                 window: float = WINDOW, prune: bool = True, repeats_per_file: int = REPEATS_PER_FILE) -> None:
         self._sessions = sessions
         self._now = now
         self.retention_days = retention_days
         self._interval = interval
         self._max_pending = max_pending
         self._refusals_per_source = refusals_per_source
+        self._repeats_per_file = repeats_per_file
         self._max_sources = max_sources
         self._prune = prune and retention_days > 0
         self._window = window
@@ -86,8 +93,11 @@ class FetchAudit:
         self._rows: list[dict] = []
         #: refusals per source in this window (row by row ones included)
         self._refusals: Counter[str] = Counter()
-        #: (source, status) -> [count beyond the per-source allowance, first at, last reason, transport]
-        self._summaries: dict[tuple[str, int], list] = {}
+        #: served fetches per (source, MAC, path) in this window
+        self._repeats: Counter[tuple[str, str | None, str]] = Counter()
+        #: (source, status, MAC, path) -> [count beyond the allowance, first at, last reason, transport];
+        #: refusals are summarised per source and status (MAC None, path "*")
+        self._summaries: dict[tuple[str, int, str | None, str], list] = {}
         self._dropped_since_log = 0
         self._last_prune = 0.0
         self._task: asyncio.Task | None = None
@@ -97,15 +107,21 @@ class FetchAudit:
 
     # -- recording (on the request path: cheap, never blocks, never raises) --------------------
     def record(self, fetch: FetchRecord) -> None:
+        if time.monotonic() - self._window_start >= self._window:
+            self._end_window()
         if fetch.status != 200:
-            if time.monotonic() - self._window_start >= self._window:
-                self._end_window()
             source = fetch.source
             if source not in self._refusals and len(self._refusals) >= self._max_sources:
                 self._summarise(fetch)  # too many sources this window: no room to count them one by one
                 return
             self._refusals[source] += 1
             if self._refusals[source] > self._refusals_per_source:
+                self._summarise(fetch)
+                return
+        else:
+            file = (fetch.source, fetch.mac, fetch.path)
+            self._repeats[file] += 1
+            if self._repeats[file] > self._repeats_per_file:
                 self._summarise(fetch)
                 return
         if len(self._rows) >= self._max_pending:
@@ -120,7 +136,8 @@ class FetchAudit:
         })
 
     def _summarise(self, fetch: FetchRecord) -> None:
-        key = (fetch.source, fetch.status)
+        served = fetch.status == 200
+        key = (fetch.source, fetch.status, fetch.mac if served else None, fetch.path if served else "*")
         summary = self._summaries.get(key)
         if summary is None:
             if len(self._summaries) >= self._max_sources:
@@ -128,7 +145,7 @@ class FetchAudit:
                 return
             summary = self._summaries[key] = [0, self._now(), "", fetch.transport]
         summary[0] += 1
-        summary[2] = _printable(fetch.reason, 120)
+        summary[2] = f"authenticated by {fetch.auth}" if served else _printable(fetch.reason, 120)
         self.counters["summarised"] += 1
 
     def _drop(self) -> None:
@@ -141,14 +158,16 @@ class FetchAudit:
 
     def _end_window(self) -> None:
         """Turn the window's summaries into rows (they are written on the next flush) and start anew."""
-        for (source, status), (count, at, reason, transport) in self._summaries.items():
+        for (source, status, mac, path), (count, at, reason, transport) in self._summaries.items():
+            what = "fetches of this file" if status == 200 else "refusals"
             self._rows.append({
-                "at": at, "mac": None, "path": "*", "transport": transport, "source": _printable(source, 45),
-                "user_agent": None, "status": status, "auth": "none",
-                "reason": f"{count} more refusals from this source summarised; last: {reason}"[:200],
+                "at": at, "mac": mac, "path": _printable(path, 255), "transport": transport,
+                "source": _printable(source, 45), "user_agent": None, "status": status, "auth": "none",
+                "reason": f"{count} more {what} from this source summarised; last: {reason}"[:200],
             })
         self._summaries = {}
         self._refusals = Counter()
+        self._repeats = Counter()
         self._window_start = time.monotonic()
 
     # -- writing ---------------------------------------------------------------------------------

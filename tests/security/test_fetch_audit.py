@@ -106,6 +106,26 @@ async def test_hostile_text_is_stored_escaped_and_does_not_break_the_batch(tmp_p
         await server.stop()
 
 
+async def test_a_source_fetching_one_file_over_and_over_is_summarised(make_server):
+    """A phone in a reboot loop (or a load test, or stolen credentials used to hammer) fetches
+    the same file many times a minute: its first fetches are rows, the rest one summary row with
+    the count, still naming the file and the device; other files and sources keep their rows."""
+    server = await make_server()
+    audit = server.fetch_audit
+    mac = "805ec0aabb01"
+    for _ in range(40):
+        audit.record(FetchRecord(f"{mac}.cfg", "http", "10.0.0.7", "Yealink", mac, 200, "", "digest"))
+    audit.record(FetchRecord(f"{mac}.boot", "http", "10.0.0.7", "Yealink", mac, 200, "", "digest"))
+    audit.record(FetchRecord(f"{mac}.cfg", "http", "10.0.0.8", "Yealink", mac, 200, "", "digest"))
+    await audit.flush(end_window=True)
+    written = await rows(server)
+    summary = [r for r in written if r.reason]
+    assert len(written) == audit._repeats_per_file + 2 + 1, [(r.path, r.source, r.reason) for r in written]
+    assert len(summary) == 1 and summary[0].path == f"{mac}.cfg" and summary[0].mac == mac
+    assert summary[0].reason.startswith(f"{40 - audit._repeats_per_file} more fetches of this file")
+    assert summary[0].source == "10.0.0.7" and summary[0].status == 200
+
+
 async def test_an_enumeration_flood_is_summarised_not_written_row_by_row(make_server, caplog):
     """A scan of unknown MACs from one source: the first refusals are rows, the rest one summary row
     per window with the count; memory stays bounded and what is dropped is counted and logged."""
