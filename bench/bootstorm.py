@@ -173,9 +173,14 @@ async def http_phase(server: ServerProcess, boots: list[Boot], root: Path, work:
                     break
         for r in range(args.wrk_rounds):
             for name, port in (("deskprov", server.http_port), ("nginx", nginx.port)):
-                data = await authorised_list(args.wrk_seconds, rates[name])
-                stats0 = server.stats(reset=True) if name == "deskprov" else None
-                result = run_wrk(port, script, data, connections=args.wrk_connections, seconds=args.wrk_seconds)
+                for _ in range(3):  # a list that ran out (the target got faster) is made longer and run again
+                    data = await authorised_list(args.wrk_seconds, rates[name])
+                    stats0 = server.stats(reset=True) if name == "deskprov" else None
+                    result = run_wrk(port, script, data, connections=args.wrk_connections,
+                                     seconds=args.wrk_seconds)
+                    rates[name] = max(rates[name], result["rps"])
+                    if not result["list_exhausted"]:
+                        break
                 if name == "deskprov":
                     stats1 = server.stats()
                     cpu = stats1["process"]["cpu_seconds"] - stats0["process"]["cpu_seconds"]
@@ -184,6 +189,7 @@ async def http_phase(server: ServerProcess, boots: list[Boot], root: Path, work:
                     result["loop_lag_max_ms"] = stats1.get("loop_lag", {}).get("max_ms")
                     result["gc_max_ms"] = max(stats1.get("gc", {}).get("max_ms", [0]))
                     result["sql_kinds"] = stats1.get("sql_kinds")
+                    result["fast_lane"] = stats1.get("fast_lane")
                 rounds[name].append(result)
                 rates[name] = max(rates[name], result["rps"])
                 say(f"  wrk round {r + 1} {name:8}: {result['rps']:8.0f} req/s  p99 {result['p99_ms']:6.1f} ms"

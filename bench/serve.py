@@ -30,6 +30,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from provisioning import event_loop  # noqa: E402
 from provisioning.metrics import GcPauses, QueryCounter, snapshot  # noqa: E402
 from provisioning.server import Server, run_until_signalled  # noqa: E402
 from provisioning.settings import load_settings  # noqa: E402
@@ -112,7 +113,8 @@ class _Worker:
         self.log_level = log_level
 
     def __call__(self, settings, index: int) -> None:
-        asyncio.run(serve(settings, self.stats_ports[index], self.log_level, phone_only=index > 0))
+        event_loop.run(serve(settings, self.stats_ports[index], self.log_level, phone_only=index > 0),
+                       settings.event_loop)
 
 
 def main() -> int:
@@ -133,7 +135,7 @@ def main() -> int:
         assert len(stats_ports) == settings.workers, "give one stats port per worker"
         logging.basicConfig(level=args.log_level.upper())
         return Supervisor(settings, target=_Worker(stats_ports, args.log_level)).run()
-    asyncio.run(serve(settings, stats_ports[0], args.log_level))
+    event_loop.run(serve(settings, stats_ports[0], args.log_level), settings.event_loop)
     return 0
 
 

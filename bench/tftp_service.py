@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from baselines import TftpdHpa, make_world_readable  # noqa: E402
-from common import UsageSampler, free_port, machine  # noqa: E402
+from common import UsageSampler, machine  # noqa: E402
 from loadgen import TftpPhone, tftp_fleet  # noqa: E402
 
 

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from provisioning import event_loop
 from provisioning.settings import Settings, SettingsError, load_settings
 
 
@@ -375,7 +376,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             from provisioning.workers import Supervisor
 
             return Supervisor(settings.replace(log_level=args.log_level or settings.log_level)).run()
-        return asyncio.run(_serve(settings))
+        return event_loop.run(_serve(settings), settings.event_loop)
     if args.command == "import":
         return asyncio.run(_import(settings, args.file))
     if args.command == "export":

@@ -12,7 +12,9 @@ authenticated request, whichever comes first.
 
 Nonces are stateless (time + random + HMAC under a key every worker and node derives from the
 shared secret key), so any worker can check a nonce another issued; replay protection (each
-nonce's count must increase) is kept per process. A captured header replayed to another worker
+nonce count is accepted once, and no older than NC_WINDOW below the highest seen: a client
+using one nonce over several connections may have its requests overtake each other, as
+RFC 7616 allows) is kept per process. A captured header replayed to another worker
 process could be accepted there once; over HTTPS nothing can be captured in the first place.
 """
 
@@ -36,6 +38,9 @@ REALM = "deskprov"
 NONCE_SECONDS = 300
 #: The most nonces whose counts are remembered (a flood of challenges cannot grow memory).
 MAX_TRACKED_NONCES = 100_000
+#: Nonce counts accepted out of order: up to this far below the highest one seen (a bitmap of
+#: which were used, as in IPsec's anti-replay window).
+NC_WINDOW = 64
 #: First-contact window when the organisation sets none.
 DEFAULT_FIRST_CONTACT_MINUTES = 60
 #: After a credential rotation the device still holds its old password: it may fetch its new
@@ -141,7 +146,7 @@ class Check(Enum):
     ok = "ok"
     stale = "stale"            # a nonce of ours that has expired: answer it with stale=true
     bad = "bad"                # wrong response, forged nonce, wrong URI, not digest at all
-    replay = "replay"          # a nonce count not above the last one seen
+    replay = "replay"          # a nonce count used before (or too far below the highest seen)
 
 
 _UNESCAPE = re.compile(r"\\(.)")
@@ -184,6 +189,9 @@ def digest_response(username: str, password: str, method: str, uri: str, nonce: 
     return _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
 
 
+_WINDOW_MASK = (1 << NC_WINDOW) - 1
+
+
 class DigestAuthority:
     """Issues nonces, checks Authorization headers, remembers each nonce's last count."""
 
@@ -192,8 +200,9 @@ class DigestAuthority:
         self._key = key or os.urandom(32)
         self._clock = clock
         self.nonce_seconds = nonce_seconds
-        #: nonce -> highest nonce count accepted so far
-        self._counts: dict[str, int] = {}
+        #: nonce -> (highest nonce count accepted so far, bitmap of those accepted in the window
+        #: below it: bit n is count highest - n)
+        self._counts: dict[str, tuple[int, int]] = {}
 
     def _sign(self, stamp: str, salt: str) -> str:
         return hmac.digest(self._key, f"{stamp}.{salt}".encode(), "sha256").hex()[:32]
@@ -245,17 +254,24 @@ class DigestAuthority:
         if age > self.nonce_seconds:
             return Check.stale
         count = int(nc_text, 16)
-        if count <= self._counts.get(nonce, 0):
-            return Check.replay
-        self._remember(nonce, count)
+        highest, used = self._counts.get(nonce, (0, 1))  # count 0 is never valid: "used"
+        if count > highest:
+            used = ((used << (count - highest)) | 1) & _WINDOW_MASK
+            highest = count
+        else:
+            bit = 1 << (highest - count)
+            if highest - count >= NC_WINDOW or used & bit:
+                return Check.replay
+            used |= bit
+        self._remember(nonce, highest, used)
         return Check.ok
 
-    def _remember(self, nonce: str, count: int) -> None:
+    def _remember(self, nonce: str, highest: int, used: int) -> None:
         if nonce not in self._counts and len(self._counts) >= MAX_TRACKED_NONCES:
             self.sweep()
             if len(self._counts) >= MAX_TRACKED_NONCES:  # all still fresh: the oldest goes
                 self._counts.pop(next(iter(self._counts)))
-        self._counts[nonce] = count
+        self._counts[nonce] = (highest, used)
 
     def sweep(self) -> None:
         """Forget counts of expired nonces (they are refused as stale anyway)."""

@@ -63,20 +63,29 @@ class DeviceLoader:
         self.reads = 0
         self.devices_read = 0
 
-    async def load(self, mac: str) -> LoadedDevice:
+    async def load(self, mac: str, *, again: bool = False) -> LoadedDevice:
         """The device with this MAC, read alone or with others."""
         recent = self._recent.get(mac)
         if recent is not None and recent.epoch == self._epoch():
             return recent
-        future = self._reading.get(mac) or self._waiting.get(mac)
+        future = self._reading.get(mac)
+        joined = future is not None  # a read that began before this request asked
+        if future is None:
+            future = self._waiting.get(mac)
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._waiting[mac] = future
             if self._readers < self._parallel:
                 self._readers += 1
                 asyncio.get_running_loop().create_task(self._read_while_waiting())
-        # shielded: one waiter giving up (its request timed out) does not cancel the others'
-        return await asyncio.shield(future)
+        try:
+            # shielded: one waiter giving up (its request timed out) does not cancel the others'
+            return await asyncio.shield(future)
+        except Exception:
+            if not joined or again:
+                raise
+            # that read failed (the database was away when it began): one read of its own
+            return await self.load(mac, again=True)
 
     async def _read_while_waiting(self) -> None:
         try:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from provisioning.certs import mac_from_certificate
-from provisioning.serving import Provisioner
+from provisioning.serving import Outcome, Provisioner
 from provisioning.uploads import UploadError
 
 PROVISIONER = web.AppKey("provisioner", Provisioner)
@@ -27,6 +28,39 @@ REQUEST_TIMEOUT = 15.0
 BODY_TIMEOUT = 30.0
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer to a fetch: status, headers (Content-Length aside) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+_TEXT = "text/plain; charset=utf-8"
+
+
+def answer(outcome: Outcome, if_none_match: str | None) -> Answer | None:
+    """What a fetch's outcome looks like over HTTP; None for a static file (sent from disk).
+    Shared by the aiohttp handler and the memory-only fast lane (provisioning/phone_protocol.py),
+    so both answer byte for byte alike."""
+    if outcome.challenge:  # the device must prove who it is (HTTP digest, provisioning/device_auth.py)
+        return Answer(401, {"WWW-Authenticate": outcome.challenge, "Cache-Control": "no-store",
+                            "Content-Type": _TEXT}, b"Unauthorized\n")
+    if outcome.status:
+        return Answer(outcome.status, {"Retry-After": str(outcome.retry_after), "Content-Type": _TEXT},
+                      f"{outcome.reason}\n".encode())
+    if outcome.static_path is not None:
+        return None
+    if outcome.file is None:
+        return Answer(404, {"Content-Type": _TEXT}, b"Not Found\n")
+    rendered = outcome.file
+    headers = {"ETag": rendered.etag, "Cache-Control": "private, no-store" if outcome.mac else "no-cache"}
+    if if_none_match and rendered.etag in _etags(if_none_match):
+        return Answer(304, headers)
+    return Answer(200, {**headers, "Content-Type": rendered.content_type}, rendered.body)
+
+
 async def _serve(request: web.Request) -> web.StreamResponse:
     provisioner = request.app[PROVISIONER]
     outcome = await provisioner.fetch(
@@ -35,21 +69,12 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         certificate_mac=_certificate_mac(request), authorization=request.headers.get("Authorization"),
         method=request.method,
     )
-    if outcome.challenge:  # the device must prove who it is (HTTP digest, provisioning/device_auth.py)
-        return web.Response(status=401, text="Unauthorized\n",
-                            headers={"WWW-Authenticate": outcome.challenge, "Cache-Control": "no-store"})
-    if outcome.status:
-        return web.Response(status=outcome.status, text=f"{outcome.reason}\n",
-                            headers={"Retry-After": str(outcome.retry_after)})
-    if outcome.static_path is not None:
+    reply = answer(outcome, request.headers.get("If-None-Match"))
+    if reply is None:
         return web.FileResponse(outcome.static_path, headers={"Cache-Control": "public, max-age=3600"})
-    if outcome.file is None:
-        return web.Response(status=404, text="Not Found\n")
-    rendered = outcome.file
-    headers = {"ETag": rendered.etag, "Cache-Control": "private, no-store" if outcome.mac else "no-cache"}
-    if rendered.etag in _etags(request.headers.get("If-None-Match", "")):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=rendered.body, headers={**headers, "Content-Type": rendered.content_type})
+    if reply.status == 304:
+        return web.Response(status=304, headers=reply.headers)
+    return web.Response(status=reply.status, headers=reply.headers, body=reply.body)
 
 
 def _client(request: web.Request) -> str:
@@ -58,8 +83,12 @@ def _client(request: web.Request) -> str:
 
 
 def _certificate_mac(request: web.Request) -> str | None:
+    return certificate_mac(request.transport)
+
+
+def certificate_mac(transport) -> str | None:
     """The MAC in the device's verified TLS client certificate, if it presented one."""
-    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    ssl_object = transport.get_extra_info("ssl_object") if transport else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not der:
         return None

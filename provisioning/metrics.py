@@ -148,6 +148,13 @@ def snapshot(server: Any, queries: QueryCounter | None = None) -> dict[str, Any]
     fetch_audit = getattr(server, "fetch_audit", None)
     if fetch_audit is not None:
         out["fetch_audit"] = {"pending": fetch_audit.pending, **dict(fetch_audit.counters)}
+    lanes = getattr(server, "lanes", None)
+    if lanes:
+        out["fast_lane"] = {"answered": sum(lane.answered for lane in lanes),
+                            "handed_over": sum(lane.handed_over for lane in lanes),
+                            "open": sum(len(lane.connections) for lane in lanes)}
+        loader = server.provisioner.loader
+        out["device_reads"] = {"reads": loader.reads, "devices": loader.devices_read}
     tftp = getattr(server, "tftp", None)
     if tftp is not None:
         out["tftp"] = {"active_sessions": tftp.active_sessions, "restarts": tftp.restarts}

@@ -32,6 +32,7 @@ from provisioning.outbox import FileOutbox, Outbox
 from provisioning.pictures import PictureStore
 from provisioning import http as phone_http
 from provisioning.http import MAX_FIELD, MAX_LINE, make_phone_app
+from provisioning.phone_protocol import FastLane
 from provisioning.serving import Fetched, Provisioner
 from provisioning.settings import Settings
 from provisioning.sync import SyncScheduler
@@ -87,6 +88,8 @@ class Server:
         self.feed = ChangeFeed(self.sessions, self.listeners, self.node,
                                listen_dsn=listen_dsn(settings.database_url))
         self._runners: list[web.AppRunner] = []
+        #: the phone listeners' fast lanes (provisioning/phone_protocol.py)
+        self.lanes: list[FastLane] = []
         self.tftp: TftpService | None = None
         self.http_port = 0
         self.https_port = 0
@@ -206,8 +209,14 @@ class Server:
         # (aiohttp closes a connection still waiting for one when its keep-alive timer fires,
         # which it arms at connect and after every response; its default is an hour).
         limits = {"keepalive_timeout": phone_http.REQUEST_TIMEOUT} if phone else {}
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                               max_line_size=MAX_LINE, max_field_size=MAX_FIELD, **limits)
+        options = dict(access_log=None, handler_cancellation=True, max_line_size=MAX_LINE, max_field_size=MAX_FIELD,
+                       **limits)
+        if phone:  # what memory alone can answer is answered before aiohttp (provisioning/phone_protocol.py)
+            lane = FastLane(self.provisioner, secure=ssl_context is not None)
+            self.lanes.append(lane)
+            runner = _FastLaneRunner(app, lane, **options)
+        else:
+            runner = web.AppRunner(app, **options)
         await runner.setup()
         # Several workers share the phone ports (provisioning/workers.py); never the admin port.
         site = web.TCPSite(runner, self.settings.host, port, ssl_context=ssl_context,
@@ -262,9 +271,16 @@ class Server:
             await asyncio.gather(self._housekeeping, return_exceptions=True)
         if self.tftp is not None:
             await self.tftp.stop()
+        # Connections still in a fast lane are idle keep-alives (an answer is written at once):
+        # closed before the listeners stop, and once more after for any accepted meanwhile
+        for lane in self.lanes:
+            lane.close()
         for runner in reversed(self._runners):
             await runner.cleanup()
+        for lane in self.lanes:
+            lane.close()
         self._runners.clear()
+        self.lanes.clear()
         # After the listeners, so their last sightings and fetches are written too; bounded, so
         # a server stopping while its database is gone still stops.
         for last_writes in (self.inbox.stop, self.fetch_audit.stop):
@@ -306,3 +322,17 @@ async def run_until_signalled(server: Server, ready: Callable[[], Awaitable[None
         log.info("stopping")
     finally:
         await server.stop()
+
+
+class _FastLaneRunner(web.AppRunner):
+    """An AppRunner whose listeners start every connection in the fast lane; aiohttp's own
+    server (its protocol for what the lane hands over, its shutdown) is untouched."""
+
+    def __init__(self, app: web.Application, lane: FastLane, **kwargs) -> None:
+        super().__init__(app, **kwargs)
+        self._lane = lane
+
+    @property
+    def server(self):
+        aiohttp_server = super().server
+        return None if aiohttp_server is None else self._lane.factory(aiohttp_server)

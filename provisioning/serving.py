@@ -13,6 +13,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, replace
+from enum import Enum
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 from pathlib import Path
@@ -70,6 +71,23 @@ _DATABASE_DOWN = (SQLAlchemyError, OSError, TimeoutError)
 
 class BadPath(ValueError):
     """A requested path that no device would ask for (traversal, control bytes, too long)."""
+
+
+class Deferred(Enum):
+    """Why ``Provisioner.answer_now`` gave no answer."""
+
+    fetch = "fetch"     # the database, the disk or a write is needed: ``await fetch(...)`` answers it
+    static = "static"   # a static file from tftp_root: the HTTP layer's file sender serves it
+
+
+class _NeedsWaiting(Exception):
+    """Raised in memory-only mode (``Provisioner.answer_now``) where the answer needs the
+    database, the disk or a write, always before anything that leaves a trace (a nonce count,
+    a ban, an audit row): the request is then answered by ``fetch`` as if never seen."""
+
+    def __init__(self, deferred: Deferred = Deferred.fetch) -> None:
+        super().__init__(deferred.value)
+        self.deferred = deferred
 
 
 class _Raced(SQLAlchemyError):
@@ -191,7 +209,11 @@ class Provisioner:
         self.fetch_observers: list[Callable[[FetchRecord], None]] = []
         self.clock: Clock = SystemClock()
         self.digest = DigestAuthority(_nonce_key_of(sessions))
-        self.loader = DeviceLoader(sessions, lambda: self.cache.epoch, timeout=DATABASE_TIMEOUT,
+        #: set while answer_now runs a request in memory-only mode
+        self._memory_only = False
+        # A hung read fails just before the requests waiting on it give up, so no request that
+        # arrives as they answer 503 joins it: it starts a fresh read.
+        self.loader = DeviceLoader(sessions, lambda: self.cache.epoch, timeout=0.9 * DATABASE_TIMEOUT,
                                    parallel=_parallel_reads(sessions))
         self.guard = SourceGuard(GuardSettings(
             refusal_burst=settings.guard_refusal_burst, refusal_window=settings.guard_refusal_window,
@@ -240,6 +262,7 @@ class Provisioner:
         key = ("", chosen.mac, VENDOR)
         vendor = self.cache.get(key)
         if vendor is None:
+            self._must_wait()
             vendor = await self._read_vendor(chosen.mac, key)
         return next((c for c in candidates if c.vendor == vendor), chosen)
 
@@ -253,6 +276,28 @@ class Provisioner:
         return vendor
 
     # -- serving -------------------------------------------------------------------------------
+    def answer_now(self, raw_path: str, **request) -> Outcome | Deferred:
+        """``fetch``'s answer if memory alone gives it (cached files, access facts and refusals:
+        a phone's usual request), without an event-loop round trip; else why not (Deferred). The
+        very same code as ``fetch``: run to completion synchronously, with every step that would
+        wait raising _NeedsWaiting first."""
+        self._memory_only = True
+        running = self.fetch(raw_path, **request)
+        try:
+            running.send(None)
+        except StopIteration as done:
+            return done.value
+        except _NeedsWaiting as waiting:
+            return waiting.deferred
+        finally:
+            self._memory_only = False
+        running.close()  # it waited on something without saying so first: a bug, never an answer
+        raise RuntimeError(f"memory-only fetch of {raw_path!r} waited without raising _NeedsWaiting")
+
+    def _must_wait(self) -> None:
+        if self._memory_only:
+            raise _NeedsWaiting()
+
     async def fetch(self, raw_path: str, *, user_agent: str | None, client_ip: str, transport: str,
                     certificate_mac: str | None = None, authorization: str | None = None,
                     method: str = "GET") -> Outcome:
@@ -299,6 +344,8 @@ class Provisioner:
         candidates = self._candidates(filename) or self._candidates(path)
         request = self._choose(candidates, ua)
         if request is None:
+            if self._memory_only:
+                raise _NeedsWaiting(Deferred.static)
             return self._static(path)
         if ua is None and request.mac and len({c.vendor for c in candidates}) > 1 \
                 and not BY_NAME[request.vendor].owns_mac(request.mac):
@@ -317,6 +364,7 @@ class Provisioner:
             if self.addresses.get(request.mac) != client_ip:
                 return Outcome(reason="uploads are read back only from the address the device provisions from",
                                vendor=request.vendor, mac=request.mac, suspicious=True)
+            self._must_wait()
             data = await asyncio.to_thread(self.uploads.read, request.mac, request.name)
             if data is None:
                 return Outcome(reason="nothing uploaded under that name", vendor=request.vendor, mac=request.mac)
@@ -340,6 +388,11 @@ class Provisioner:
         if access.vendor and access.vendor != request.vendor:  # the file's own refusal says why
             return await self._device_file(request, ua, client_ip)
         refuse = dict(vendor=request.vendor, mac=request.mac)
+        if self._memory_only and (access.first_contact_until is not None or self.cache.get(
+                (request.vendor, request.mac, request.name)) is None):
+            # the window may be shortened (a write), or the file is not at hand: decided by fetch,
+            # before the digest check below counts this nonce
+            raise _NeedsWaiting()
         if not access.source_allowed(client_ip):
             return Outcome(reason=f"{client_ip} is outside the organisation's allowed networks", suspicious=True,
                            **refuse)
@@ -394,6 +447,7 @@ class Provisioner:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        self._must_wait()
         for _ in range(RACE_RETRIES - 1):
             try:
                 return await self._read_access(mac, key)
@@ -468,6 +522,7 @@ class Provisioner:
         key = (request.vendor, request.mac, request.name + BOOTSTRAP)
         entry = self.cache.get(key)
         if entry is None:
+            self._must_wait()
             snapshot, deps, since = await self._device_snapshot(request, ua, client_ip)
             if isinstance(snapshot, Refusal):
                 entry = snapshot
@@ -544,6 +599,7 @@ class Provisioner:
         key = (request.vendor, request.mac, request.name)
         entry = self.cache.get(key)  # plain files; a device's encrypted ones are cached apart
         if entry is None:
+            self._must_wait()
             snapshot, deps, since = await self._device_snapshot(request, ua, client_ip)
             if isinstance(snapshot, Refusal):
                 entry = snapshot

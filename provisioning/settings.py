@@ -102,6 +102,8 @@ class Settings:
     #: Processes serving the phone HTTP(S) ports together (SO_REUSEPORT). The first also runs
     #: TFTP, plug-and-play, mDNS, the admin listener and the periodic jobs.
     workers: int = 1
+    #: The event loop servers run on: "uvloop" (libuv; used when installed) or "asyncio".
+    event_loop: str = "uvloop"
 
     @property
     def database_url(self) -> str:
@@ -118,6 +120,7 @@ class Settings:
 
 
 _ENV_PREFIX = "DESKPROV_"
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -152,13 +155,8 @@ def _coerce(name: str, value: Any) -> Any:
             raise SettingsError(f"{name} must be true or false, not {value!r}")
         if kind == "Path":
             return Path(value).expanduser().resolve()
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                raise ValueError(value)
-            return text in ("1", "true", "yes", "on")
+        if name == "event_loop" and value not in EVENT_LOOPS:
+            raise SettingsError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {value!r}")
     except (TypeError, ValueError) as exc:
         if isinstance(exc, SettingsError):
             raise

@@ -27,6 +27,7 @@ import time
 from multiprocessing.connection import wait
 from typing import Callable
 
+from provisioning import event_loop
 from provisioning.settings import Settings
 
 log = logging.getLogger("deskprov.workers")
@@ -48,7 +49,6 @@ def reserve_port(host: str) -> socket.socket:
 
 def _worker(settings: Settings, index: int) -> None:
     """A worker process's body: one Server until SIGTERM/SIGINT."""
-    import asyncio
     import importlib
 
     from provisioning.server import Server, run_until_signalled
@@ -56,7 +56,8 @@ def _worker(settings: Settings, index: int) -> None:
     logging.basicConfig(level=settings.log_level.upper(),
                         format=f"%(asctime)s %(levelname)s %(name)s[w{index}]: %(message)s")
     admin_app = importlib.import_module("api.app").make_admin_app if index == 0 else None
-    asyncio.run(run_until_signalled(Server(settings, admin_app=admin_app, phone_only=index > 0)))
+    event_loop.run(run_until_signalled(Server(settings, admin_app=admin_app, phone_only=index > 0)),
+                   settings.event_loop)
 
 
 class Supervisor:

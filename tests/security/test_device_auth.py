@@ -456,3 +456,27 @@ async def test_concurrent_first_requests_of_one_device_all_get_their_file(make_s
     assert statuses == [200] * 6
     username, password = await credentials(server, BERTIL_MAC)
     assert username and password
+
+
+def test_nonce_counts_may_arrive_out_of_order_but_each_is_accepted_once():
+    """A client using one nonce on several connections has its requests overtake each other
+    (RFC 7616 lets the server accept that): any count not yet used and at most NC_WINDOW below
+    the highest seen is accepted, once; an older one, or one used before, is a replay."""
+    from provisioning.device_auth import NC_WINDOW, REALM, Check, DigestAuthority, digest_response
+
+    authority = DigestAuthority(b"k" * 32)
+    nonce = authority.nonce()
+
+    def check(count: int) -> Check:
+        nc = f"{count:08x}"
+        params = dict(username="u", realm=REALM, nonce=nonce, uri="/a.cfg", qop="auth", nc=nc, cnonce="c",
+                      response=digest_response("u", "pw", "GET", "/a.cfg", nonce, nc, "c"))
+        return authority.check(params, method="GET", path="/a.cfg", username="u", password="pw")
+
+    assert [check(n) for n in (1, 3, 2)] == [Check.ok] * 3
+    assert [check(n) for n in (2, 1, 3, 0)] == [Check.replay] * 4
+    top = 10 + NC_WINDOW
+    assert check(top) is Check.ok
+    assert check(top - NC_WINDOW + 1) is Check.ok          # the oldest still in the window
+    assert check(top - NC_WINDOW) is Check.replay           # just outside it
+    assert check(top - NC_WINDOW + 1) is Check.replay       # used already

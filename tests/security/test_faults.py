@@ -165,7 +165,7 @@ async def test_database_hung_gives_503_within_the_timeout(postgres_url, make_ser
     finally:
         await blocker.close()
     status, _, body, _ = await http_get(port, f"/{BERTIL_MAC}.cfg", BERTIL_UA)
-    assert status == 200 and b"account.1.password" in body
+    assert status == 200 and b"account.1.password" in body, (status, body)
 
 
 # --------------------------------------------------------------------------------------------
