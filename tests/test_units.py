@@ -104,3 +104,21 @@ def test_etag_follows_content():
 ])
 def test_time_zones(zone, rule, offset, dst):
     assert (posix_tz(zone), offset_hours(zone), observes_dst(zone)) == (rule, offset, dst)
+
+
+def test_the_event_loop_setting_names_a_loop_deskprov_knows():
+    import asyncio
+
+    from provisioning import event_loop
+    from provisioning.settings import SettingsError, load_settings
+
+    assert load_settings({}, environ={}).event_loop == "uvloop"
+    assert load_settings({}, environ={"DESKPROV_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(SettingsError, match="event_loop must be one of uvloop, asyncio"):
+        load_settings({"event_loop": "tokio"}, environ={})
+
+    async def loop_name() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert event_loop.run(loop_name(), "uvloop").startswith("uvloop")
+    assert event_loop.run(loop_name(), "asyncio").startswith("asyncio")
