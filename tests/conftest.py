@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -47,8 +48,7 @@ def postgres_url():
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL is required for this test and is not reachable at {PG_ADMIN_DSN}: {exc}")
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    yield f"{base}/{name}"
+    yield f"{_pg_base()}/{name}"
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
@@ -66,11 +66,80 @@ def make_settings(tmp_path: Path, db: str, **overrides):
                           **overrides}, environ={})
 
 
+class MigratedTemplates:
+    """Empty databases already migrated to the newest revision, built once per test process
+    (per xdist worker): servers the fixtures below start begin from a copy instead of running
+    every migration again (that dominated their start-up). Migrations themselves are tested on
+    empty databases (``db_url``/``postgres_url`` as given, tests/api/test_migration.py...), and
+    every server start still runs ``upgrade`` (a no-op at the newest revision) and ``check_key``."""
+
+    def __init__(self, root: Path) -> None:
+        # SQLite's is built now (the fixtures copy it from inside their event loop); PostgreSQL's
+        # on first use, so runs without PostgreSQL tests never need the server
+        self.sqlite = root / "migrated.sqlite3"
+        asyncio.run(self._migrate(f"sqlite+aiosqlite:///{self.sqlite}"))
+        # closed cleanly, the WAL is checkpointed into the main file and removed
+        assert not self.sqlite.with_name(self.sqlite.name + "-wal").exists()
+        self._pg: str | None = None
+
+    async def pg(self) -> str:
+        if self._pg is None:
+            name = f"deskprov_template_{uuid.uuid4().hex[:12]}"
+            await _pg_admin(f'CREATE DATABASE "{name}"')
+            self._pg = name  # dropped at the end of the session, even if the migration fails
+            await self._migrate(f"{_pg_base()}/{name}")
+        return self._pg
+
+    @staticmethod
+    async def _migrate(url: str) -> None:
+        from provisioning.db import make_engine, upgrade
+
+        engine = make_engine(url, TEST_BOX)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    def copy_sqlite_to(self, url: str) -> None:
+        """Put a migrated copy where the SQLite URL points, if nothing is there yet."""
+        path = Path(url.split(":///", 1)[1])
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.sqlite, path)
+
+    async def prepare(self, url: str) -> None:
+        """Make the (new, empty) database at ``url`` a migrated one: SQLite gets a copy of the
+        template file; a PostgreSQL test database is re-created from the template database."""
+        if url.startswith("sqlite"):
+            self.copy_sqlite_to(url)
+            return
+        name = url.rsplit("/", 1)[1]
+        template = await self.pg()
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+    def drop(self) -> None:
+        if self._pg is not None:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{self._pg}" WITH (FORCE)'))
+
+
+def _pg_base() -> str:
+    return PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory):
+    templates = MigratedTemplates(tmp_path_factory.mktemp("migrated"))
+    yield templates
+    templates.drop()
+
+
 @pytest.fixture
-async def server(tmp_path, db_url):
+async def server(tmp_path, db_url, migrated):
     """A running deskprov (phone HTTP, TFTP, admin API) on ephemeral loopback ports."""
     from api.app import make_admin_app
 
+    await migrated.prepare(db_url)
     srv = Server(make_settings(tmp_path, db_url), admin_app=make_admin_app)
     await srv.start()
     yield srv
@@ -86,12 +155,13 @@ async def example_server(server):
 
 
 @pytest.fixture
-async def sqlite_server(tmp_path):
+async def sqlite_server(tmp_path, migrated):
     """A running deskprov on SQLite only: for vendor-format tests, where the store is not the subject."""
     from api.app import make_admin_app
 
-    srv = Server(make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'deskprov.sqlite3'}"),
-                 admin_app=make_admin_app)
+    db = f"sqlite+aiosqlite:///{tmp_path / 'deskprov.sqlite3'}"
+    migrated.copy_sqlite_to(db)
+    srv = Server(make_settings(tmp_path, db), admin_app=make_admin_app)
     await srv.start()
     yield srv
     await srv.stop()
@@ -116,15 +186,20 @@ async def fix_device_credentials(server: Server) -> None:
 
 
 @pytest.fixture
-async def make_server(tmp_path):
+async def make_server(tmp_path, migrated):
     """Start servers with particular settings: ``await make_server(https_port=0, ...)``; SQLite
-    unless ``db`` is given. All are stopped at the end of the test."""
+    unless ``db`` is given (a given database is used as it is: empty ones get migrated on start).
+    All are stopped at the end of the test."""
     from api.app import make_admin_app
 
     started: list[Server] = []
 
     async def factory(**overrides) -> Server:
-        db = overrides.pop("db", f"sqlite+aiosqlite:///{tmp_path / f'deskprov{len(started)}.sqlite3'}")
+        if "db" in overrides:
+            db = overrides.pop("db")
+        else:
+            db = f"sqlite+aiosqlite:///{tmp_path / f'deskprov{len(started)}.sqlite3'}"
+            migrated.copy_sqlite_to(db)
         srv = Server(make_settings(tmp_path, db, **overrides), admin_app=make_admin_app)
         await srv.start()
         started.append(srv)

@@ -156,8 +156,9 @@ async def api_server(tmp_path, clock, sqlite_template):
 
 
 @pytest.fixture
-async def api_server_any_db(tmp_path, clock, db_url):
+async def api_server_any_db(tmp_path, clock, db_url, migrated):
     """Once on SQLite, once on PostgreSQL: for tests where the store matters (concurrency...)."""
+    await migrated.prepare(db_url)  # starts from the migrated template (tests/conftest.py)
     server = await start(tmp_path, db_url, clock)
     yield server
     await server.stop()

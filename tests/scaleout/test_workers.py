@@ -65,8 +65,21 @@ def cluster(tmp_path, postgres_url):
         yield proc, ports, tmp_path / "serve.log", env
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            # SIGKILL of the supervisor alone would leave its workers running (orphans serving
+            # and using CPU for the rest of the run): stop it with SIGTERM, then kill what remains
+            workers = children(proc.pid)
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for pid in workers:
+                try:
+                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        os.kill(pid, signal.SIGKILL)
+                except (OSError, ProcessLookupError):
+                    pass
         log.close()
 
 
