@@ -38,7 +38,7 @@ log = logging.getLogger("deskprov.http")
 MAX_HEAD = MAX_LINE + MAX_FIELD
 #: Headers in one plain request at most (phones send a handful).
 MAX_HEADERS = 64
-#: Headers the answer depends on (each must come at most once, in printable ASCII).
+#: Headers the answer depends on (each must come at most once, in ASCII).
 _WANTED = {b"user-agent": "user_agent", b"authorization": "authorization", b"if-none-match": "if_none_match",
            b"x-forwarded-for": "forwarded_for"}
 #: Headers that mean a request is not a plain fetch (a body, an upgrade, an expectation).
