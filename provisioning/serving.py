@@ -461,9 +461,8 @@ class Provisioner:
         loaded = await self.loader.load(mac)
         device = loaded.device
         deps = {("mac", mac)}
-        if device is None or device.organization is None or not device.lines:
-            refusal = Refusal("unknown MAC", suspicious=True) if device is None \
-                else Refusal("device is not bound to a user")
+        refusal = _unbound(device)
+        if refusal is not None:
             if device is not None:
                 deps.add(("device", device.id))
             self.cache.put(key, refusal, deps, since=loaded.epoch)
@@ -745,12 +744,20 @@ class Provisioner:
         return Outcome(reason="no such file")
 
 
-def _unservable(device: Device | None, plugin: VendorPlugin) -> Refusal | None:
-    """Why this device gets no files from this vendor's plugin, if it gets none."""
+def _unbound(device: Device | None) -> Refusal | None:
+    """Why this device has no files at all, if it has none: unknown, or not bound to a user."""
     if device is None:
         return Refusal("unknown MAC", suspicious=True)
     if device.organization is None or not device.lines:
         return Refusal("device is not bound to a user")
+    return None
+
+
+def _unservable(device: Device | None, plugin: VendorPlugin) -> Refusal | None:
+    """Why this device gets no files from this vendor's plugin, if it gets none."""
+    refusal = _unbound(device)
+    if refusal is not None:
+        return refusal
     if device.vendor and device.vendor != plugin.name:
         return Refusal(f"device is a {device.vendor}, not a {plugin.name}")
     return None
