@@ -17,12 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api.access import creation_org, get_group, get_self, org_user_ids, visible_org_ids
-from api.framework import Ctx, Reply, api, check_if_match, etag_of
+from api.framework import Ctx, Reply, api, etag_of
 from api.pagination import Page, PageQuery, paginate
-from api.problems import Problem, field_problem, not_found
+from api.problems import field_problem, not_found
+from api.resources import routed
 from api.resources.diversions import active_diversion_user_ids
-from api.resources.menus import DestinationIn, DestinationOut, destination_in, destination_out, referenced_by, \
-    set_owned_number
+from api.resources.menus import DestinationIn, DestinationOut, destination_in, destination_out
 from api.resources.messages import org_message_id
 from api.types import Id, PhoneNumber, Text, Timestamp
 from provisioning.audit import record
@@ -194,12 +194,7 @@ async def _load(ctx: Ctx, group_id: int) -> AnswerGroup:
         .execution_options(populate_existing=True))).scalar_one()
 
 
-async def _name_free(ctx: Ctx, org_id: int, name: str, but: int | None = None) -> None:
-    other = (await ctx.db.execute(select(AnswerGroup.id).where(
-        AnswerGroup.organization_id == org_id, AnswerGroup.name == name))).scalar_one_or_none()
-    if other is not None and other != but:
-        raise Problem(409, f"a group named {name!r} exists",
-                      errors=[{"loc": ["body", "name"], "msg": "already in use", "type": "conflict"}])
+GROUP = routed.Routed("group", AnswerGroup, get=get_group, reload=_load, out=group_out)
 
 
 async def _set_members(ctx: Ctx, group: AnswerGroup, members: list[int | MemberIn]) -> None:
@@ -250,6 +245,13 @@ async def _set_fields(ctx: Ctx, group: AnswerGroup, body: GroupFields, given: se
         group.queue_announce_position, group.queue_join_empty = q.announce_position, q.join_empty
 
 
+async def _set_patch(ctx: Ctx, group: AnswerGroup, body: GroupPatch, given: set[str]) -> None:
+    """A PATCH's own fields: all but the name and the number (``routed.update`` does those)."""
+    await _set_fields(ctx, group, body, given)
+    if "members" in given:
+        await _set_members(ctx, group, body.members or [])
+
+
 @api.route("GET", "/groups", summary="List answer groups", tags="groups", auth="admin", query=GroupQuery,
            response=GroupPage)
 async def list_groups(ctx: Ctx):
@@ -270,7 +272,7 @@ async def list_groups(ctx: Ctx):
 async def create_group(ctx: Ctx):
     body: GroupCreate = ctx.body
     org_id = creation_org(ctx, body.organization_id)
-    await _name_free(ctx, org_id, body.name)
+    await routed.name_free(ctx, GROUP, org_id, body.name)
     group = AnswerGroup(organization_id=org_id, name=body.name, members=[], numbers=[])
     await org_user_ids(ctx, org_id, [m if isinstance(m, int) else m.user_id for m in body.members],
                        ["body", "members"])
@@ -278,13 +280,7 @@ async def create_group(ctx: Ctx):
     await ctx.db.flush()
     await _set_fields(ctx, group, body, body.model_fields_set)
     await _set_members(ctx, group, body.members)
-    await set_owned_number(ctx, group, "group", body.number)
-    await ctx.db.flush()
-    group = await _load(ctx, group.id)
-    out = await group_out(ctx, group)
-    record(ctx.db, ctx.actor(), now=ctx.now, action="create", entity="group", entity_id=group.id,
-           organization_id=org_id, after=out.model_dump(mode="json"))
-    return Reply(out, etag=etag_of(group.version))
+    return await routed.created(ctx, GROUP, group, body.number)
 
 
 @api.route("GET", "/groups/{group_id}", summary="One answer group", tags="groups", auth="admin",
@@ -297,53 +293,14 @@ async def get_group_route(ctx: Ctx):
 @api.route("PATCH", "/groups/{group_id}", summary="Rename, renumber or change the members", tags="groups",
            auth="admin", body=GroupPatch, response=GroupOut, etag=True, if_match=True, errors=(409,))
 async def update_group(ctx: Ctx):
-    group = await get_group(ctx, ctx.path["group_id"])
-    check_if_match(ctx, group.version)
-    body: GroupPatch = ctx.body
-    given = body.model_fields_set
-    before = (await group_out(ctx, group)).model_dump(mode="json")
-    if "name" in given:
-        if body.name is None:
-            raise field_problem(["body", "name"], "may not be null")
-        await _name_free(ctx, group.organization_id, body.name, group.id)
-        group.name = body.name
-    await _set_fields(ctx, group, body, given)
-    if "members" in given:
-        await _set_members(ctx, group, body.members or [])
-    if "number" in given:
-        await set_owned_number(ctx, group, "group", body.number)
-    await ctx.db.flush()
-    group = await _load(ctx, group.id)
-    after = (await group_out(ctx, group)).model_dump(mode="json")
-    if after != before:
-        group.updated_at = ctx.now
-        await ctx.db.flush()
-        group = await _load(ctx, group.id)
-        record(ctx.db, ctx.actor(), now=ctx.now, action="update", entity="group", entity_id=group.id,
-               organization_id=group.organization_id, before=before, after=after)
-    return Reply(await group_out(ctx, group), etag=etag_of(group.version))
+    return await routed.update(ctx, GROUP, _set_patch)
 
 
 @api.route("DELETE", "/groups/{group_id}", summary="Delete an answer group", tags="groups", auth="admin",
            if_match=True, errors=(409,))
 async def delete_group(ctx: Ctx):
     """409 while a menu key, a no-answer destination or a calendar entry leads to the group."""
-    group = await get_group(ctx, ctx.path["group_id"])
-    check_if_match(ctx, group.version)
-    used = await referenced_by(ctx, group.organization_id, "group", group.id)
-    if used:
-        raise Problem(409, f"group {group.name!r} is in use: {'; '.join(used)}",
-                      errors=[{"loc": ["path", "group_id"], "msg": where, "type": "in_use"} for where in used])
-    before = (await group_out(ctx, group)).model_dump(mode="json")
-    for number in group.numbers:
-        if number.role == NumberRole.main:
-            number.group_id = None
-        else:
-            await ctx.db.delete(number)
-    await ctx.db.delete(group)
-    record(ctx.db, ctx.actor(), now=ctx.now, action="delete", entity="group", entity_id=group.id,
-           organization_id=group.organization_id, before=before)
-    return None
+    return await routed.delete(ctx, GROUP)
 
 
 async def _set_login(ctx: Ctx, group: AnswerGroup, user_id: int, logged_in: bool) -> GroupMember:

@@ -14,13 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api.access import can_admin_org, creation_org, visible_org_ids
-from api.framework import Ctx, Reply, api, check_if_match, etag_of
+from api.framework import Ctx, Reply, api, etag_of
 from api.pagination import Page, PageQuery, paginate
-from api.problems import Problem, field_problem, not_found
+from api.problems import field_problem, not_found
+from api.resources import routed
 from api.resources.messages import org_message_id
 from api.types import Id, PhoneNumber, Text, Timestamp
-from provisioning.audit import record
-from provisioning.model import Menu, MenuOption, Number, NumberRole, Organization
+from provisioning.model import Menu, MenuOption, NumberRole, Organization
 from provisioning.routing.menus import KEYS
 from provisioning.routing.snapshot import ID_KINDS, OrgRefs
 
@@ -76,31 +76,6 @@ def destination_out(kind: str | None, target: str | None, refs: OrgRefs) -> Dest
     if kind == "external":
         return DestinationOut(kind=kind, number=target)
     return DestinationOut(kind=kind)
-
-
-async def referenced_by(ctx: Ctx, organization_id: int, kind: str, ident: int) -> list[str]:
-    """Menu keys, groups' no-answer and calendar entries that lead to this group or menu."""
-    from provisioning.model import AnswerGroup, Schedule, ScheduleEntry
-
-    target = str(ident)
-    out = []
-    menus = (await ctx.db.execute(select(Menu).where(Menu.organization_id == organization_id)
-                                  .options(selectinload(Menu.options)))).scalars().all()
-    for m in menus:
-        out += [f"menu '{m.name}': key {o.key}" for o in m.options if o.kind == kind and o.target == target]
-        if m.timeout_kind == kind and m.timeout_target == target:
-            out.append(f"menu '{m.name}': no choice")
-        if m.final_kind == kind and m.final_target == target:
-            out.append(f"menu '{m.name}': final")
-    for g in (await ctx.db.execute(select(AnswerGroup).where(
-            AnswerGroup.organization_id == organization_id, AnswerGroup.no_answer_kind == kind,
-            AnswerGroup.no_answer_target == target))).scalars():
-        out.append(f"group '{g.name}': no answer")
-    rows = (await ctx.db.execute(select(ScheduleEntry.name).join(Schedule, Schedule.id == ScheduleEntry.schedule_id)
-                                 .where(Schedule.organization_id == organization_id, ScheduleEntry.then_kind == kind,
-                                        ScheduleEntry.then_target == target))).scalars().all()
-    out += [f"calendar entry '{name}'" for name in rows]
-    return out
 
 
 # -- menus ----------------------------------------------------------------------------------------------
@@ -181,32 +156,7 @@ async def menu_out(ctx: Ctx, m: Menu, refs: OrgRefs | None = None) -> MenuOut:
         updated_at=m.updated_at, version=m.version)
 
 
-async def set_owned_number(ctx: Ctx, owner, kind: str, e164: str | None) -> None:
-    """Give a group or menu exactly this number (or none). The organisation's main number stays
-    the organisation's: its row only records that the group or menu answers it."""
-    column = "group_id" if kind == "group" else "menu_id"
-    for number in list(owner.numbers):
-        if number.e164 == e164:
-            return
-        if number.role == NumberRole.main:
-            setattr(number, column, None)
-        else:
-            await ctx.db.delete(number)
-    await ctx.db.flush()
-    if e164 is None:
-        return
-    existing = (await ctx.db.execute(select(Number).where(Number.e164 == e164))).scalar_one_or_none()
-    if existing is not None and existing.role == NumberRole.main and existing.organization_id == owner.organization_id:
-        if existing.group_id is not None or existing.menu_id is not None:
-            raise Problem(409, f"the main number {e164} is already answered by another group or menu",
-                          errors=[{"loc": ["body", "number"], "msg": "already answered", "type": "conflict"}])
-        setattr(existing, column, owner.id)
-        return
-    if existing is not None:
-        raise Problem(409, f"number {e164} is already assigned",
-                      errors=[{"loc": ["body", "number"], "msg": "already assigned", "type": "conflict"}])
-    ctx.db.add(Number(e164=e164, organization_id=owner.organization_id, role=NumberRole(kind),
-                      **{column: owner.id}))
+MENU = routed.Routed("menu", Menu, get=get_menu, reload=get_menu, out=menu_out)
 
 
 async def _apply(ctx: Ctx, menu: Menu, body: MenuFields, given: set[str]) -> None:
@@ -250,14 +200,6 @@ async def _apply(ctx: Ctx, menu: Menu, body: MenuFields, given: set[str]) -> Non
             menu.options.append(MenuOption(key=key, kind=kind, target=target))
 
 
-async def _name_free(ctx: Ctx, org_id: int, name: str, but: int | None = None) -> None:
-    other = (await ctx.db.execute(select(Menu.id).where(Menu.organization_id == org_id, Menu.name == name))
-             ).scalar_one_or_none()
-    if other is not None and other != but:
-        raise Problem(409, f"a menu named {name!r} exists",
-                      errors=[{"loc": ["body", "name"], "msg": "already in use", "type": "conflict"}])
-
-
 @api.route("GET", "/menus", summary="List menus", tags="menus", auth="admin", query=MenuQuery, response=MenuPage)
 async def list_menus(ctx: Ctx):
     q: MenuQuery = ctx.query
@@ -276,19 +218,13 @@ async def create_menu(ctx: Ctx):
     org_id = creation_org(ctx, body.organization_id)
     if await ctx.db.get(Organization, org_id) is None:
         raise field_problem(["body", "organization_id"], "no such organisation")
-    await _name_free(ctx, org_id, body.name)
+    await routed.name_free(ctx, MENU, org_id, body.name)
     message_id = await org_message_id(ctx, org_id, body.message_id, ["body", "message_id"])
     menu = Menu(organization_id=org_id, name=body.name, message_id=message_id, options=[], numbers=[])
     ctx.db.add(menu)
     await ctx.db.flush()
     await _apply(ctx, menu, body, body.model_fields_set - {"name", "organization_id", "number"})
-    await set_owned_number(ctx, menu, "menu", body.number)
-    await ctx.db.flush()
-    menu = await get_menu(ctx, menu.id)
-    out = await menu_out(ctx, menu)
-    record(ctx.db, ctx.actor(), now=ctx.now, action="create", entity="menu", entity_id=menu.id,
-           organization_id=org_id, after=out.model_dump(mode="json"))
-    return Reply(out, etag=etag_of(menu.version))
+    return await routed.created(ctx, MENU, menu, body.number)
 
 
 @api.route("GET", "/menus/{menu_id}", summary="One menu", tags="menus", auth="admin", response=MenuOut, etag=True)
@@ -300,47 +236,10 @@ async def get_menu_route(ctx: Ctx):
 @api.route("PATCH", "/menus/{menu_id}", summary="Change a menu's greeting, keys, timeout or retries", tags="menus",
            auth="admin", body=MenuPatch, response=MenuOut, etag=True, if_match=True, errors=(409,))
 async def update_menu(ctx: Ctx):
-    menu = await get_menu(ctx, ctx.path["menu_id"])
-    check_if_match(ctx, menu.version)
-    body: MenuPatch = ctx.body
-    given = body.model_fields_set
-    before = (await menu_out(ctx, menu)).model_dump(mode="json")
-    if "name" in given:
-        if body.name is None:
-            raise field_problem(["body", "name"], "may not be null")
-        await _name_free(ctx, menu.organization_id, body.name, menu.id)
-        menu.name = body.name
-    await _apply(ctx, menu, body, given - {"name", "number"})
-    if "number" in given:
-        await set_owned_number(ctx, menu, "menu", body.number)
-    await ctx.db.flush()
-    menu = await get_menu(ctx, menu.id)
-    after = (await menu_out(ctx, menu)).model_dump(mode="json")
-    if after != before:
-        menu.updated_at = ctx.now
-        await ctx.db.flush()
-        menu = await get_menu(ctx, menu.id)
-        record(ctx.db, ctx.actor(), now=ctx.now, action="update", entity="menu", entity_id=menu.id,
-               organization_id=menu.organization_id, before=before, after=after)
-    return Reply(await menu_out(ctx, menu), etag=etag_of(menu.version))
+    return await routed.update(ctx, MENU, _apply)
 
 
 @api.route("DELETE", "/menus/{menu_id}", summary="Delete a menu nothing leads to", tags="menus", auth="admin",
            if_match=True, errors=(409,))
 async def delete_menu(ctx: Ctx):
-    menu = await get_menu(ctx, ctx.path["menu_id"])
-    check_if_match(ctx, menu.version)
-    used = await referenced_by(ctx, menu.organization_id, "menu", menu.id)
-    if used:
-        raise Problem(409, f"menu {menu.name!r} is in use: {'; '.join(used)}",
-                      errors=[{"loc": ["path", "menu_id"], "msg": where, "type": "in_use"} for where in used])
-    before = (await menu_out(ctx, menu)).model_dump(mode="json")
-    for number in menu.numbers:
-        if number.role == NumberRole.main:
-            number.menu_id = None
-        else:
-            await ctx.db.delete(number)
-    await ctx.db.delete(menu)
-    record(ctx.db, ctx.actor(), now=ctx.now, action="delete", entity="menu", entity_id=menu.id,
-           organization_id=menu.organization_id, before=before)
-    return None
+    return await routed.delete(ctx, MENU)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.problems import Problem
-from api.web import calendars, destinations, live
+from api.web import calendars, destinations, live, routed_pages
 from api.web.core import Page, call, redirect, render
-from api.web.form_errors import error_fields, form_error
+from api.web.form_errors import form_error
 from api.web.pages import guarded, routes
-from api.web.versioned import if_match
+from api.web.routed_pages import text as _text
 from provisioning.routing.strategies import Strategy
 
 STRATEGIES = tuple(s.value for s in Strategy)
@@ -29,16 +29,6 @@ LABELS = {"name": "ag.name", "number": "ag.number", "group_id": "ag.group_id", "
 NO_ANSWER_KINDS = ("user", "voicemail", "group", "menu", "message", "external", "hangup")
 
 
-def _text(form: dict, name: str) -> str | None:
-    return str(form.get(name, "")).strip() or None
-
-
-async def _organizations(request: web.Request, page: Page) -> list:
-    if not page.principal.is_super:
-        return []
-    return (await call(request, "list_organizations", query={"limit": 200})).items
-
-
 # -- the list -------------------------------------------------------------------------------------
 
 
@@ -50,7 +40,7 @@ async def _list_page(request: web.Request, page: Page, *, error: str | None = No
         if g.schedule_id is not None:
             states[g.id] = (await call(request, "get_schedule", path={"schedule_id": g.schedule_id})).state
     return render(page, "answer_groups.html", status=status, groups=groups, states=states, error=error,
-                  values=values or {}, organizations=await _organizations(request, page))
+                  values=values or {}, organizations=await routed_pages.organizations(request, page))
 
 
 @routes.get("/admin/groups")
@@ -63,16 +53,7 @@ async def groups_list(request: web.Request, page: Page, form: None) -> web.Respo
 @guarded(admin=True)
 async def group_create(request: web.Request, page: Page, form: dict) -> web.Response:
     body = {"name": _text(form, "name"), "strategy": form.get("strategy") or "ring_all"}
-    if _text(form, "number"):
-        body["number"] = _text(form, "number")
-    if page.principal.is_super:
-        body["organization_id"] = _text(form, "organization_id")
-    try:
-        group = await call(request, "create_group", body=body)
-    except Problem as problem:
-        return await _list_page(request, page, error=form_error(page, problem, LABELS), values=form,
-                                status=problem.status)
-    return redirect(f"/admin/groups/{group.id}", flash="ag.created")
+    return await routed_pages.create(request, page, form, PAGES, body, "ag.created")
 
 
 # -- one group ---------------------------------------------------------------------------------------
@@ -81,14 +62,8 @@ async def group_create(request: web.Request, page: Page, form: dict) -> web.Resp
 async def group_page(request: web.Request, page: Page, group_id: int, *, error: str | None = None,
                      part: str | None = None, values: dict | None = None, invalid: set[str] | None = None,
                      calendar: calendars.CalendarForm | None = None, status: int = 200) -> web.Response:
-    try:
-        group = await call(request, "get_group_route", path={"group_id": group_id})
-    except Problem:
-        raise web.HTTPNotFound() from None
-    choices = await destinations.load_choices(request, group.organization_id)
-    schedule = None
-    if group.schedule_id is not None:
-        schedule = await call(request, "get_schedule", path={"schedule_id": group.schedule_id})
+    group = await routed_pages.load(request, PAGES, group_id)
+    choices, schedule = await routed_pages.choices_and_schedule(request, group)
     member_ids = {m.user_id for m in group.members}
     return render(page, "answer_group.html", status=status, group=group, strategies=STRATEGIES,
                   error=error, part=part, values=values or {}, invalid=invalid or set(),
@@ -98,6 +73,7 @@ async def group_page(request: web.Request, page: Page, group_id: int, *, error: 
 
 
 calendars.OWNER_PAGES["group"] = group_page
+PAGES = routed_pages.RoutedPages("group", "/admin/groups", LABELS, list_page=_list_page, entity_page=group_page)
 
 
 def _group_id(request: web.Request) -> int:
@@ -112,15 +88,9 @@ async def group_edit(request: web.Request, page: Page, form: None) -> web.Respon
 
 async def _patch(request: web.Request, page: Page, form: dict, body: dict, part: str, flash: str,
                  fragment: str) -> web.Response:
-    group_id = _group_id(request)
-    try:
-        await call(request, "update_group", path={"group_id": group_id}, body=body, raw=if_match(request, form))
-    except Problem as problem:
-        return await group_page(request, page, group_id, error=form_error(page, problem, LABELS), part=part,
-                                values={} if problem.status == 412 else form,
-                                invalid=error_fields(problem, LABELS), status=problem.status)
-    request.app[live.HUB].publish(group_id)  # open IN/UT pages show member changes at once
-    return redirect(f"/admin/groups/{group_id}#{fragment}", flash=flash)
+    # once saved, open IN/UT pages show member changes at once
+    return await routed_pages.patch(request, page, form, PAGES, body, part=part, flash=flash, fragment=fragment,
+                                    on_saved=lambda group_id: request.app[live.HUB].publish(group_id))
 
 
 @routes.post(r"/admin/groups/{group_id:\d{1,12}}")
@@ -151,10 +121,7 @@ async def group_queue(request: web.Request, page: Page, form: dict) -> web.Respo
 async def group_members(request: web.Request, page: Page, form: dict) -> web.Response:
     """One form for the whole list: ring times as typed, plus the button pressed (move, remove, add)."""
     group_id = _group_id(request)
-    try:
-        group = await call(request, "get_group_route", path={"group_id": group_id})
-    except Problem:
-        raise web.HTTPNotFound() from None
+    group = await routed_pages.load(request, PAGES, group_id)
     order = [m.user_id for m in group.members]
     op, _, who = str(form.get("op", "")).partition(":")
     uid = int(who) if who.isdigit() and len(who) <= 12 else None
@@ -195,10 +162,4 @@ async def group_member_login(request: web.Request, page: Page, form: dict) -> we
 @routes.post(r"/admin/groups/{group_id:\d{1,12}}/delete")
 @guarded(admin=True)
 async def group_delete(request: web.Request, page: Page, form: dict) -> web.Response:
-    group_id = _group_id(request)
-    try:
-        await call(request, "delete_group", path={"group_id": group_id}, raw=if_match(request, form))
-    except Problem as problem:
-        return await group_page(request, page, group_id, error=form_error(page, problem, LABELS), part="delete",
-                                status=problem.status)
-    return redirect("/admin/groups", flash="ag.deleted")
+    return await routed_pages.delete(request, page, form, PAGES, "ag.deleted")

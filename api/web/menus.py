@@ -12,11 +12,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.problems import Problem
-from api.web import calendars, destinations
+from api.web import calendars, destinations, routed_pages
 from api.web.core import Page, call, redirect, render
-from api.web.form_errors import error_fields, form_error
 from api.web.pages import guarded, routes
-from api.web.versioned import if_match
+from api.web.routed_pages import text as _text
 from provisioning.routing.menus import KEYS
 
 #: The keypad as printed on a phone, and each key's form field name.
@@ -31,10 +30,6 @@ LABELS = {"name": "menu.name", "number": "menu.number", "message_id": "menu.gree
           **{k: "menu.key" for k in KEYPAD}}
 
 
-def _text(form: dict, name: str) -> str | None:
-    return str(form.get(name, "")).strip() or None
-
-
 # -- the list -----------------------------------------------------------------------------------------
 
 
@@ -43,10 +38,8 @@ async def _list_page(request: web.Request, page: Page, *, error: str | None = No
     menus = (await call(request, "list_menus", query={"limit": 200})).items
     organization_id = None if page.principal.is_super else page.principal.organization_id
     choices = await destinations.load_choices(request, organization_id)
-    organizations = (await call(request, "list_organizations", query={"limit": 200})).items \
-        if page.principal.is_super else []
     return render(page, "menus.html", status=status, menus=menus, choices=choices, error=error,
-                  values=values or {}, organizations=organizations, keypad=KEYPAD)
+                  values=values or {}, organizations=await routed_pages.organizations(request, page), keypad=KEYPAD)
 
 
 @routes.get("/admin/menus")
@@ -59,16 +52,7 @@ async def menus_list(request: web.Request, page: Page, form: None) -> web.Respon
 @guarded(admin=True)
 async def menu_create(request: web.Request, page: Page, form: dict) -> web.Response:
     body = {"name": _text(form, "name"), "message_id": _text(form, "message_id")}
-    if _text(form, "number"):
-        body["number"] = _text(form, "number")
-    if page.principal.is_super:
-        body["organization_id"] = _text(form, "organization_id")
-    try:
-        menu = await call(request, "create_menu", body=body)
-    except Problem as problem:
-        return await _list_page(request, page, error=form_error(page, problem, LABELS), values=form,
-                                status=problem.status)
-    return redirect(f"/admin/menus/{menu.id}", flash="menu.created")
+    return await routed_pages.create(request, page, form, PAGES, body, "menu.created")
 
 
 # -- one menu --------------------------------------------------------------------------------------------
@@ -77,15 +61,9 @@ async def menu_create(request: web.Request, page: Page, form: dict) -> web.Respo
 async def menu_page(request: web.Request, page: Page, menu_id: int, *, error: str | None = None,
                     part: str | None = None, values: dict | None = None, invalid: set[str] | None = None,
                     calendar: calendars.CalendarForm | None = None, status: int = 200) -> web.Response:
-    try:
-        menu = await call(request, "get_menu_route", path={"menu_id": menu_id})
-    except Problem:
-        raise web.HTTPNotFound() from None
-    choices = await destinations.load_choices(request, menu.organization_id)
+    menu = await routed_pages.load(request, PAGES, menu_id)
+    choices, schedule = await routed_pages.choices_and_schedule(request, menu)
     choices.menus = [m for m in choices.menus if m.id != menu.id]  # a key leading here is "repeat"
-    schedule = None
-    if menu.schedule_id is not None:
-        schedule = await call(request, "get_schedule", path={"schedule_id": menu.schedule_id})
     return render(page, "menu.html", status=status, menu=menu, keypad=KEYPAD, field=FIELD,
                   key_kinds=KEY_KINDS, end_kinds=END_KINDS, error=error, part=part, values=values or {},
                   invalid=invalid or set(),
@@ -93,6 +71,7 @@ async def menu_page(request: web.Request, page: Page, menu_id: int, *, error: st
 
 
 calendars.OWNER_PAGES["menu"] = menu_page
+PAGES = routed_pages.RoutedPages("menu", "/admin/menus", LABELS, list_page=_list_page, entity_page=menu_page)
 
 
 def _menu_id(request: web.Request) -> int:
@@ -106,14 +85,7 @@ async def menu_edit(request: web.Request, page: Page, form: None) -> web.Respons
 
 
 async def _patch(request: web.Request, page: Page, form: dict, body: dict, part: str, flash: str) -> web.Response:
-    menu_id = _menu_id(request)
-    try:
-        await call(request, "update_menu", path={"menu_id": menu_id}, body=body, raw=if_match(request, form))
-    except Problem as problem:
-        return await menu_page(request, page, menu_id, error=form_error(page, problem, LABELS), part=part,
-                               values={} if problem.status == 412 else form,
-                               invalid=error_fields(problem, LABELS), status=problem.status)
-    return redirect(f"/admin/menus/{menu_id}#{part}", flash=flash)
+    return await routed_pages.patch(request, page, form, PAGES, body, part=part, flash=flash, fragment=part)
 
 
 @routes.post(r"/admin/menus/{menu_id:\d{1,12}}")
@@ -138,13 +110,7 @@ async def menu_keys(request: web.Request, page: Page, form: dict) -> web.Respons
 @routes.post(r"/admin/menus/{menu_id:\d{1,12}}/delete")
 @guarded(admin=True)
 async def menu_delete(request: web.Request, page: Page, form: dict) -> web.Response:
-    menu_id = _menu_id(request)
-    try:
-        await call(request, "delete_menu", path={"menu_id": menu_id}, raw=if_match(request, form))
-    except Problem as problem:
-        return await menu_page(request, page, menu_id, error=form_error(page, problem, LABELS), part="delete",
-                               status=problem.status)
-    return redirect("/admin/menus", flash="menu.deleted")
+    return await routed_pages.delete(request, page, form, PAGES, "menu.deleted")
 
 
 # -- the main number -----------------------------------------------------------------------------------
