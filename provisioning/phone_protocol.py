@@ -36,6 +36,9 @@ log = logging.getLogger("deskprov.http")
 #: The request head the fast lane reads at most: aiohttp's limits for the request line and one
 #: header, plus room for the usual handful of others; a bigger head goes to aiohttp to judge.
 MAX_HEAD = MAX_LINE + MAX_FIELD
+#: How often, at most, a listener looks for connections whose request head is overdue (so a
+#: head may take up to this much longer than REQUEST_TIMEOUT before its connection is closed).
+SWEEP_SECONDS = 1.0
 #: Headers in one plain request at most (phones send a handful).
 MAX_HEADERS = 64
 #: Headers the answer depends on (each must come at most once, in ASCII).
@@ -73,6 +76,26 @@ class FastLane:
         #: requests answered here, and connections handed to aiohttp (for the stats and tests)
         self.answered = 0
         self.handed_over = 0
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def watch(self, connection: "PhoneProtocol") -> None:
+        self.connections.add(connection)
+        if self._sweep is None:
+            self._schedule_sweep()
+
+    def _schedule_sweep(self) -> None:
+        interval = min(SWEEP_SECONDS, phone_http.REQUEST_TIMEOUT / 4)
+        self._sweep = asyncio.get_running_loop().call_later(interval, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        """Close the connections whose request head is overdue (one timer for the listener: a
+        timer armed and cancelled per request was a tenth of a cached hit's cost)."""
+        now = asyncio.get_running_loop().time()
+        for connection in [c for c in self.connections if c.deadline is not None and c.deadline <= now]:
+            connection.close()
+        self._sweep = None
+        if self.connections:
+            self._schedule_sweep()
 
     def factory(self, aiohttp_server: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: PhoneProtocol(self, aiohttp_server)
@@ -83,6 +106,9 @@ class FastLane:
             connection.close()
         for task in list(self.pending):
             task.cancel()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
 
 
 class PhoneProtocol(asyncio.Protocol):
@@ -92,7 +118,9 @@ class PhoneProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._buffer = bytearray()
-        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        #: when the next request head is overdue (loop time); None while an answer is being fetched
+        self.deadline: float | None = None
         self._writing_paused = False
         #: an answer is being fetched: what arrives meanwhile waits in the buffer, unread
         self._busy = False
@@ -118,11 +146,10 @@ class PhoneProtocol(asyncio.Protocol):
         self._peer = peer[0] if peer else ""
         if self._lane.secure:
             self._certificate = certificate_mac(transport)  # verified once per connection
-        self._lane.connections.add(self)
+        self._lane.watch(self)
         self._arm_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timer()
         self._lane.connections.discard(self)
 
     def pause_writing(self) -> None:  # a client that does not read its answers: stop reading it
@@ -139,14 +166,12 @@ class PhoneProtocol(asyncio.Protocol):
             self._transport.close()
 
     def _arm_timer(self) -> None:
-        """The next request head must arrive within REQUEST_TIMEOUT (as in aiohttp's handler)."""
-        self._cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(phone_http.REQUEST_TIMEOUT, self.close)
+        """The next request head must arrive within REQUEST_TIMEOUT (as in aiohttp's handler);
+        the lane's sweep closes the connection if it does not."""
+        self.deadline = self._loop.time() + phone_http.REQUEST_TIMEOUT
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.deadline = None
 
     # -- parser callbacks (httptools) ----------------------------------------------------------
     def on_message_begin(self) -> None:

@@ -75,7 +75,7 @@ class Inbox:
         if sighting.mac is None or (sighting.vendor is None and vendor_for_mac(sighting.mac) is None):
             return
         written = self._written.get(sighting.mac)
-        if written is not None and written[0] == sighting and written[1] == user_agent \
+        if written is not None and (written[0] is sighting or written[0] == sighting) and written[1] == user_agent \
                 and time.monotonic() - written[2] < REFRESH_SECONDS:
             return  # nothing new to tell yet
         if sighting.mac not in self._pending and len(self._pending) >= MAX_PENDING:
