@@ -147,7 +147,7 @@ class PhoneProtocol(asyncio.Protocol):
         if self._lane.secure:
             self._certificate = certificate_mac(transport)  # verified once per connection
         self._lane.watch(self)
-        self._arm_timer()
+        self._set_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lane.connections.discard(self)
@@ -165,12 +165,12 @@ class PhoneProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
-    def _arm_timer(self) -> None:
+    def _set_deadline(self) -> None:
         """The next request head must arrive within REQUEST_TIMEOUT (as in aiohttp's handler);
         the lane's sweep closes the connection if it does not."""
         self.deadline = self._loop.time() + phone_http.REQUEST_TIMEOUT
 
-    def _cancel_timer(self) -> None:
+    def _clear_deadline(self) -> None:
         self.deadline = None
 
     # -- parser callbacks (httptools) ----------------------------------------------------------
@@ -250,7 +250,7 @@ class PhoneProtocol(asyncio.Protocol):
         if outcome is Deferred.static:  # files from disk: aiohttp's file sender (ranges, sendfile)
             return self._hand_over()
         self._buffer.clear()  # taken: from here on the buffer holds what comes after it
-        self._cancel_timer()
+        self._clear_deadline()
         if outcome is Deferred.fetch:  # the database: answered when it has been read
             self._busy = True
             self._transport.pause_reading()
@@ -299,13 +299,13 @@ class PhoneProtocol(asyncio.Protocol):
         self._lane.answered += 1
         self._reset()
         if keep_alive:
-            self._arm_timer()
+            self._set_deadline()
         else:
             self._transport.close()
 
     def _hand_over(self) -> None:
         """aiohttp's protocol takes the connection from here, starting with the unanswered bytes."""
-        self._cancel_timer()
+        self._clear_deadline()
         self._lane.connections.discard(self)
         self._lane.handed_over += 1
         transport, data = self._transport, bytes(self._buffer)

@@ -44,6 +44,11 @@ log = logging.getLogger("deskprov.server")
 #: How long a stopping server waits for its last buffered writes (sightings, fetch audit).
 STOP_WRITE_SECONDS = 5
 
+#: Seconds the admin listener (admin UI, API and the users' self-service pages) keeps a connection
+#: that has no request under way: a browser's idle keep-alive, or a request head that never ends
+#: (aiohttp's own default is an hour, which would let a slowloris hold connections).
+ADMIN_IDLE_TIMEOUT = 60.0
+
 AdminAppFactory = Callable[["Server"], web.Application]
 #: Devices whose last sighting is kept for reuse (a fleet; emptied when full, so a scan of
 #: made-up MACs cannot grow it).
@@ -208,7 +213,7 @@ class Server:
         # Phone listeners face the internet: a request head must arrive within REQUEST_TIMEOUT
         # (aiohttp closes a connection still waiting for one when its keep-alive timer fires,
         # which it arms at connect and after every response; its default is an hour).
-        limits = {"keepalive_timeout": phone_http.REQUEST_TIMEOUT} if phone else {}
+        limits = {"keepalive_timeout": phone_http.REQUEST_TIMEOUT if phone else ADMIN_IDLE_TIMEOUT}
         options = dict(access_log=None, handler_cancellation=True, max_line_size=MAX_LINE, max_field_size=MAX_FIELD,
                        **limits)
         if phone:  # what memory alone can answer is answered before aiohttp (provisioning/phone_protocol.py)

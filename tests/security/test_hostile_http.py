@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from provisioning import http as phone_http
+from provisioning import server as server_module
 from provisioning.model import Device, Line
 from simulators.phone import Phone
 from simulators.yealink import YealinkProfile
@@ -386,6 +387,20 @@ async def test_slowloris_is_cut_off_and_phones_are_served(make_server, monkeypat
     # each was cut within the request timeout (+ the keep-alive timer's granularity and load)
     assert max(closed.values()) < 1.5 + 3.0, sorted(closed.values())[-5:]
     await boot_anna(server)
+
+
+async def test_admin_listener_cuts_off_a_request_head_that_never_ends(make_server, monkeypatch):
+    """The admin listener (and with it the users' self-service pages) is not held open either."""
+    monkeypatch.setattr(server_module, "ADMIN_IDLE_TIMEOUT", 1.0)
+    server = await make_server()
+    closed, started = {}, time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*(_hold(server.api_port, mode, closed, started)
+                                            for mode in ("head", "silent"))), 10)
+    assert len(closed) == 2 and max(closed.values()) < 1.0 + 3.0, closed
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.api_port)  # others are still served
+    writer.write(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200")
+    writer.close()
 
 
 async def test_slow_upload_body_times_out_and_stores_nothing(target, monkeypatch):
