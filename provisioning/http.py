@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from provisioning.certs import mac_from_certificate
@@ -26,6 +28,27 @@ UNREADABLE_CERTIFICATE = "unreadable-certificate"
 REQUEST_TIMEOUT = 15.0
 #: Seconds a client may take to send an upload's body once its head has arrived.
 BODY_TIMEOUT = 30.0
+
+
+class MalformedRequestNoise(logging.Filter):
+    """aiohttp logs every malformed request it refuses (400, 431) at ERROR with a traceback; on
+    listeners that face the internet that is noise burying the real errors. Such a record
+    becomes one INFO line without the traceback; a handler's failure (500) stays an ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.levelno < logging.ERROR or not isinstance(exc, HttpProcessingError) or exc.code >= 500:
+            return True
+        detail = (str(exc.message).splitlines() or [""])[0][:200]
+        record.msg, record.args = f"{record.getMessage()}: {exc.code} {detail}", None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info = record.exc_text = None
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+    @classmethod
+    def install(cls, logger: logging.Logger = logging.getLogger("aiohttp.server")) -> None:
+        if not any(isinstance(f, cls) for f in logger.filters):
+            logger.addFilter(cls())
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from provisioning.lifecycle import remove_due_users
 from provisioning.outbox import FileOutbox, Outbox
 from provisioning.pictures import PictureStore
 from provisioning import http as phone_http
-from provisioning.http import MAX_FIELD, MAX_LINE, make_phone_app
+from provisioning.http import MAX_FIELD, MAX_LINE, MalformedRequestNoise, make_phone_app
 from provisioning.phone_protocol import FastLane
 from provisioning.serving import Fetched, Provisioner
 from provisioning.settings import Settings
@@ -214,6 +214,7 @@ class Server:
         # (aiohttp closes a connection still waiting for one when its keep-alive timer fires,
         # which it arms at connect and after every response; its default is an hour).
         limits = {"keepalive_timeout": phone_http.REQUEST_TIMEOUT if phone else ADMIN_IDLE_TIMEOUT}
+        MalformedRequestNoise.install()
         options = dict(access_log=None, handler_cancellation=True, max_line_size=MAX_LINE, max_field_size=MAX_FIELD,
                        **limits)
         if phone:  # what memory alone can answer is answered before aiohttp (provisioning/phone_protocol.py)

@@ -389,6 +389,24 @@ async def test_slowloris_is_cut_off_and_phones_are_served(make_server, monkeypat
     await boot_anna(server)
 
 
+async def test_malformed_requests_are_logged_as_one_info_line_not_an_error(target, caplog):
+    """Garbage from the internet is routine: no ERROR with a traceback for each malformed request
+    (a handler's own failure would still be one)."""
+    caplog.set_level(logging.INFO, "aiohttp.server")
+    for garbage in (b"GET /x.cfg HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+                    b"GET /x.cfg HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 9000 + b"\r\n\r\n"):
+        for port in (target.http_port, target.api_port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(garbage)
+            assert (await asyncio.wait_for(reader.read(), 5)).split(b"\r\n")[0].endswith((b" 400 Bad Request",
+                                                                                    b" 431 Request Header Fields Too Large"))
+            writer.close()
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(records) == 4 and all(r.levelname == "INFO" and not r.exc_info for r in records), records
+    assert all("Error handling request" in r.getMessage() and ": 4" in r.getMessage() and "\n" not in r.getMessage()
+               for r in records)
+
+
 async def test_admin_listener_cuts_off_a_request_head_that_never_ends(make_server, monkeypatch):
     """The admin listener (and with it the users' self-service pages) is not held open either."""
     monkeypatch.setattr(server_module, "ADMIN_IDLE_TIMEOUT", 1.0)
