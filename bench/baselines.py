@@ -8,12 +8,14 @@ Missing packages are installed with apt-get (Debian: ``nginx-light`` or ``nginx`
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -92,6 +94,18 @@ def make_world_readable(root: Path) -> None:
             os.chmod(os.path.join(dirpath, f), 0o644)
 
 
+def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    """Stop a baseline server: ``sig``, then SIGKILL if it is still there after 10 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def _wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -142,13 +156,32 @@ class Nginx:
         return [int(c) for c in children]
 
     def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: master stops its workers
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(5)
+        _stop(self.proc, signal.SIGQUIT)  # graceful: the master stops its workers
+
+
+class PythonFloor:
+    """``bench/python_floor.py``: the same files from one CPython process, digest-checked and
+    nothing else (what the language and the digest check alone cost here)."""
+
+    def __init__(self, root: Path, work: Path, credentials: dict[str, str], protected: set[str]) -> None:
+        self.root, self.work, self.credentials, self.protected = root, work, credentials, protected
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "PythonFloor":
+        self.work.mkdir(parents=True, exist_ok=True)
+        conf = self.work / "python-floor.json"
+        conf.write_text(json.dumps({"root": str(self.root), "credentials": self.credentials,
+                                    "protected": sorted(self.protected)}))
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("python_floor.py")), str(self.port),
+                                      str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.work / "python-floor-stderr.log", "wb"))
+        _wait_tcp(self.port, self.proc)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _stop(self.proc)
 
 
 class TftpdHpa:
@@ -173,10 +206,4 @@ class TftpdHpa:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        _stop(self.proc)

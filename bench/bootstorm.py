@@ -52,7 +52,7 @@ from provisioning.model import Organization  # noqa: E402
 from provisioning.orgfile import import_text  # noqa: E402
 
 import fleet as fleet_mod  # noqa: E402
-from baselines import Nginx, TftpdHpa, ensure_tool, make_world_readable  # noqa: E402
+from baselines import Nginx, PythonFloor, TftpdHpa, ensure_tool, make_world_readable  # noqa: E402
 from loadgen import (RawHttp, TftpPhone, authorised_requests, run_wrk, tftp_fleet, wrk_list_length,  # noqa: E402
                      write_wrk_list, write_wrk_script)
 from provisioned import hand_out_credentials  # noqa: E402
@@ -150,31 +150,36 @@ async def http_phase(server: ServerProcess, boots: list[Boot], root: Path, work:
                 if e.transport == "http"]
     script = write_wrk_script(work)
 
-    async def authorised_list(seconds: float, rps: float) -> Path:
-        """Requests for one wrk run, authorised right before it (nonces from deskprov; nginx
-        gets the same kind of list and ignores the Authorization header)."""
-        rows = await authorised_requests(server.http_port, requests, connections=args.wrk_connections,
+    async def authorised_list(nonces_from: int, seconds: float, rps: float) -> Path:
+        """Requests for one wrk run, authorised right before it with nonces of the server that
+        checks them (nginx gets deskprov's, and ignores the Authorization header)."""
+        rows = await authorised_requests(nonces_from, requests, connections=args.wrk_connections,
                                          count=wrk_list_length(seconds, rps))
         return write_wrk_list(rows, work)
 
-    rounds: dict[str, list[dict]] = {"deskprov": [], "nginx": []}
+    rounds: dict[str, list[dict]] = {"deskprov": [], "nginx": [], "python floor": []}
     rates: dict[str, float] = {}  # each target's list is sized from its own warm-up rate
     settled = await settle(server)
-    with Nginx(root, work / "nginx", workers=args.nginx_workers) as nginx:
-        # warm-up both (connections, nginx's open-file cache, deskprov's pages); a list that ran
+    credentials = {c[0]: c[1] for _, _, c in requests if c is not None}
+    protected = {path for path, _, c in requests if c is not None}
+    with Nginx(root, work / "nginx", workers=args.nginx_workers) as nginx, \
+            PythonFloor(root, work / "python-floor", credentials, protected) as floor:
+        targets = (("deskprov", server.http_port, server.http_port), ("nginx", nginx.port, server.http_port),
+                   ("python floor", floor.port, floor.port))
+        # warm-up all (connections, nginx's open-file cache, deskprov's pages); a list that ran
         # out capped the rate: warm up again with a longer one
-        for name, port in (("deskprov", server.http_port), ("nginx", nginx.port)):
+        for name, port, nonces_from in targets:
             rates[name] = 0.0
             for _ in range(4):
-                warm = run_wrk(port, script, await authorised_list(2, rates[name] * 2 or 0),
+                warm = run_wrk(port, script, await authorised_list(nonces_from, 2, rates[name] * 2 or 0),
                                connections=args.wrk_connections, seconds=2)
                 rates[name] = max(rates[name], warm["rps"])
                 if not warm["list_exhausted"]:
                     break
         for r in range(args.wrk_rounds):
-            for name, port in (("deskprov", server.http_port), ("nginx", nginx.port)):
+            for name, port, nonces_from in targets:
                 for _ in range(3):  # a list that ran out (the target got faster) is made longer and run again
-                    data = await authorised_list(args.wrk_seconds, rates[name])
+                    data = await authorised_list(nonces_from, args.wrk_seconds, rates[name])
                     stats0 = server.stats(reset=True) if name == "deskprov" else None
                     result = run_wrk(port, script, data, connections=args.wrk_connections,
                                      seconds=args.wrk_seconds)
@@ -192,7 +197,7 @@ async def http_phase(server: ServerProcess, boots: list[Boot], root: Path, work:
                     result["fast_lane"] = stats1.get("fast_lane")
                 rounds[name].append(result)
                 rates[name] = max(rates[name], result["rps"])
-                say(f"  wrk round {r + 1} {name:8}: {result['rps']:8.0f} req/s  p99 {result['p99_ms']:6.1f} ms"
+                say(f"  wrk round {r + 1} {name:12}: {result['rps']:8.0f} req/s  p99 {result['p99_ms']:6.1f} ms"
                     f"  errors {result['errors']}")
 
     def med(name: str, key: str) -> float:
@@ -200,9 +205,10 @@ async def http_phase(server: ServerProcess, boots: list[Boot], root: Path, work:
 
     # The machine is shared and its speed drifts: each round's ratio compares back-to-back runs.
     ratios = [d["rps"] / n["rps"] for d, n in zip(rounds["deskprov"], rounds["nginx"])]
+    floor_ratios = [f["rps"] / n["rps"] for f, n in zip(rounds["python floor"], rounds["nginx"])]
     return {
         "load_generator": f"wrk -t1 -c{args.wrk_connections} -d{args.wrk_seconds}s, Lua walking once through "
-                          f"a list of requests (1.5x what its warm-up rate needs) cycled from {len(requests)} recorded "
+                          f"a list of requests (2.5x what its warm-up rate needs) cycled from {len(requests)} recorded "
                           f"(path, User-Agent) pairs, each with its device's digest Authorization (a fresh "
                           f"nonce per connection, increasing nonce counts), made right before each run; "
                           f"non-200 answers count as errors; nginx worker_processes {args.nginx_workers}",
@@ -214,8 +220,12 @@ async def http_phase(server: ServerProcess, boots: list[Boot], root: Path, work:
         "deskprov_rps": med("deskprov", "rps"), "nginx_rps": med("nginx", "rps"),
         "ratio": round(statistics.median(ratios), 3), "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
         "deskprov_p99_ms": med("deskprov", "p99_ms"), "nginx_p99_ms": med("nginx", "p99_ms"),
+        "python_floor": "bench/python_floor.py: the same files from one CPython process (uvloop, httptools), "
+                        "every device file's digest checked with deskprov's own code, nothing else",
+        "python_floor_rps": med("python floor", "rps"), "python_floor_ratio": round(statistics.median(floor_ratios), 3),
         "deskprov_errors": sum(x["errors"] for x in rounds["deskprov"]),
         "nginx_errors": sum(x["errors"] for x in rounds["nginx"]),
+        "python_floor_errors": sum(x["errors"] for x in rounds["python floor"]),
         "rounds": rounds,
     }
 
@@ -458,7 +468,8 @@ def report_table(report: dict) -> None:
     if "http" in report:
         h = report["http"]
         say(f"cached HTTP, wrk: deskprov {h['deskprov_rps']:.0f} req/s (p99 {h['deskprov_p99_ms']:.1f} ms), "
-            f"nginx {h['nginx_rps']:.0f} req/s (p99 {h['nginx_p99_ms']:.1f} ms): ratio {h['ratio']:.2f}")
+            f"nginx {h['nginx_rps']:.0f} req/s (p99 {h['nginx_p99_ms']:.1f} ms): ratio {h['ratio']:.2f}; "
+            f"the Python floor (digest check only) {h['python_floor_rps']:.0f} req/s: ratio {h['python_floor_ratio']:.2f}")
         checks.append(("cached throughput >= 0.5x nginx", h["ratio"] >= TARGETS["http_ratio"], f"{h['ratio']:.2f}x"))
         checks.append(("p99 < 100 ms at that rate", h["deskprov_p99_ms"] < TARGETS["p99_ms"],
                        f"{h['deskprov_p99_ms']:.1f} ms"))
