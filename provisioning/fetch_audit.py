@@ -125,8 +125,8 @@ class FetchAudit:
                 return
         else:
             file = (fetch.source, fetch.mac, fetch.path)
-            self._repeats[file] += 1
-            if self._repeats[file] > self._repeats_per_file:
+            repeats = self._repeats[file] = self._repeats[file] + 1
+            if repeats > self._repeats_per_file:
                 self._summarise(fetch)
                 return
         if len(self._rows) >= self._max_pending:
@@ -148,9 +148,11 @@ class FetchAudit:
             if len(self._summaries) >= self._max_sources:
                 self._drop()
                 return
-            summary = self._summaries[key] = [0, self._now(), "", fetch.transport]
+            summary = self._summaries[key] = [0, self._now(), "", fetch.transport, None]
         summary[0] += 1
-        summary[2] = f"authenticated by {fetch.auth}" if served else _printable(fetch.reason, 120)
+        said = fetch.auth if served else fetch.reason
+        if said != summary[4]:  # the last one's words (made printable only when they change)
+            summary[2], summary[4] = f"authenticated by {said}" if served else _printable(said, 120), said
         self.counters["summarised"] += 1
 
     def _drop(self) -> None:
@@ -163,7 +165,7 @@ class FetchAudit:
 
     def _end_window(self) -> None:
         """Turn the window's summaries into rows (they are written on the next flush) and start anew."""
-        for (source, status, mac, path), (count, at, reason, transport) in self._summaries.items():
+        for (source, status, mac, path), (count, at, reason, transport, _) in self._summaries.items():
             what = "fetches of this file" if status == 200 else "refusals"
             self._rows.append({
                 "at": at, "mac": mac, "path": _printable(path, 255), "transport": transport,

@@ -766,10 +766,15 @@ def _unservable(device: Device | None, plugin: VendorPlugin) -> Refusal | None:
     return None
 
 
+def _engine_of(sessions):
+    """The engine a sessionmaker is bound to (None for one made without an engine, as in tests)."""
+    return getattr(sessions, "kw", {}).get("bind")
+
+
 def _parallel_reads(sessions) -> int:
     """Batched device reads at once: one on SQLite (a single writer; reads gain nothing from
     queueing on more threads), a few on PostgreSQL (its pool serves them side by side)."""
-    bind = getattr(sessions, "kw", {}).get("bind")
+    bind = _engine_of(sessions)
     return 1 if bind is None or bind.dialect.name == "sqlite" else 4
 
 
@@ -800,9 +805,8 @@ def _aware(value: datetime | None) -> datetime | None:
 def _nonce_key_of(sessions) -> bytes | None:
     """A nonce key every worker and node shares: derived from the secret key on the engine."""
     from provisioning.secretbox import box_of
-    bind = getattr(sessions, "kw", {}).get("bind")
     try:
-        box = box_of(bind.sync_engine.dialect)
+        box = box_of(_engine_of(sessions).sync_engine.dialect)
     except Exception:  # no engine or no key attached: a per-process key (nonces then stay per process)
         return None
     return box.derive_key(b"deskprov digest nonce key")
