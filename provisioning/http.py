@@ -89,7 +89,7 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     outcome = await provisioner.fetch(
         request.path, user_agent=request.headers.get("User-Agent"),
         client_ip=_client(request), transport="https" if request.secure else "http",
-        certificate_mac=_certificate_mac(request), authorization=request.headers.get("Authorization"),
+        certificate_mac=certificate_mac(request.transport), authorization=request.headers.get("Authorization"),
         method=request.method,
     )
     reply = answer(outcome, request.headers.get("If-None-Match"))
@@ -103,10 +103,6 @@ async def _serve(request: web.Request) -> web.StreamResponse:
 def _client(request: web.Request) -> str:
     guard = request.app[PROVISIONER].guard
     return guard.client_address(request.remote or "", request.headers.get("X-Forwarded-For"))
-
-
-def _certificate_mac(request: web.Request) -> str | None:
-    return certificate_mac(request.transport)
 
 
 def certificate_mac(transport) -> str | None:

@@ -153,8 +153,9 @@ def snapshot(server: Any, queries: QueryCounter | None = None) -> dict[str, Any]
         out["fast_lane"] = {"answered": sum(lane.answered for lane in lanes),
                             "handed_over": sum(lane.handed_over for lane in lanes),
                             "open": sum(len(lane.connections) for lane in lanes)}
-        loader = server.provisioner.loader
-        out["device_reads"] = {"reads": loader.reads, "devices": loader.devices_read}
+    provisioner = getattr(server, "provisioner", None)
+    if provisioner is not None:
+        out["device_reads"] = {"reads": provisioner.loader.reads, "devices": provisioner.loader.devices_read}
     tftp = getattr(server, "tftp", None)
     if tftp is not None:
         out["tftp"] = {"active_sessions": tftp.active_sessions, "restarts": tftp.restarts}

@@ -104,6 +104,16 @@ class _Raced(SQLAlchemyError):
 RACE_RETRIES = 3
 
 
+async def _until_not_raced(step, *args):
+    """``await step(*args)``, done again (RACE_RETRIES times in all) while it loses a race (_Raced)."""
+    for _ in range(RACE_RETRIES - 1):
+        try:
+            return await step(*args)
+        except _Raced:
+            continue
+    return await step(*args)
+
+
 def _database_step(method):
     """A step of a request that goes to the database, bounded by DATABASE_TIMEOUT. Steps, not
     whole requests: a cached hit reaches none and pays for no timer (a third of its cost)."""
@@ -451,12 +461,7 @@ class Provisioner:
         if cached is not None:
             return cached
         self._must_wait()
-        for _ in range(RACE_RETRIES - 1):
-            try:
-                return await self._read_access(mac, key)
-            except _Raced:
-                continue
-        return await self._read_access(mac, key)
+        return await _until_not_raced(self._read_access, mac, key)
 
     @_database_step
     async def _read_access(self, mac: str, key) -> DeviceAccess | Refusal:
@@ -580,7 +585,7 @@ class Provisioner:
             return Outcome(reason="uploads are accepted only from the address the device provisions from",
                            suspicious=True)
         device = (await self.loader.load(request.mac)).device  # not around the write: a slow disk is not a 503
-        if device is None or device.organization is None or not device.lines:
+        if _unbound(device) is not None:
             return Outcome(reason="unknown or unbound device")
         stored = await asyncio.to_thread(self.uploads.write, request.mac, request.name, data)
         return Outcome(static_path=stored, vendor=request.vendor, mac=request.mac)
@@ -646,14 +651,7 @@ class Provisioner:
         cached = self.cache.get(key)
         if cached is not None:
             return cached, self.cache.deps(key), self.cache.epoch
-        for _ in range(RACE_RETRIES - 1):
-            try:
-                snapshot, deps, complete, since = await self._load_snapshot(request, ua, client_ip)
-                break
-            except _Raced:
-                continue
-        else:
-            snapshot, deps, complete, since = await self._load_snapshot(request, ua, client_ip)
+        snapshot, deps, complete, since = await _until_not_raced(self._load_snapshot, request, ua, client_ip)
         if complete:
             # A device whose model is still unknown is read again on its next request: the file
             # names it asks for next (a per-model common file) may yet tell its model.
